@@ -1,0 +1,24 @@
+"""NumPy reference kernels: matmul, im2col convolution and pooling, written for clarity."""
+
+from .conv import conv2d_backward_input, conv2d_backward_weight, conv2d_forward, conv2d_output_size
+from .matmul import matmul
+from .pool import (
+    avg_pool2d_backward,
+    avg_pool2d_forward,
+    max_pool2d_backward,
+    max_pool2d_forward,
+    pool_output_size,
+)
+
+__all__ = [
+    "matmul",
+    "conv2d_forward",
+    "conv2d_backward_input",
+    "conv2d_backward_weight",
+    "conv2d_output_size",
+    "max_pool2d_forward",
+    "max_pool2d_backward",
+    "avg_pool2d_forward",
+    "avg_pool2d_backward",
+    "pool_output_size",
+]

@@ -1,0 +1,40 @@
+"""minidl: a small, readable deep-learning engine with PyTorch's eager API.
+
+    import minidl
+    x = minidl.randn(3, requires_grad=True)
+    y = (x * x).sum()
+    y.backward()          # x.grad == 2 * x
+
+Layers, bottom to top: ``dtypes`` and ``backend`` (devices, kernels), ``tensor`` and ``tape``
+(the Tensor and the recorded graph), ``ops`` (every primitive, defined once), ``autograd``
+(the backward engine), ``nn`` (functional layers and losses).
+"""
+
+import warnings
+
+from . import (  # noqa: E402
+    autograd,
+    cuda,  # noqa: E402
+    dtypes,
+    nn,
+    ops,  # noqa: E402  (attaches the op methods to Tensor)
+)
+from .autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled  # noqa: E402
+from .backend import device
+from .dtypes import bool_, float32, float64, get_default_dtype, int32, int64, set_default_dtype
+from .ops import *  # noqa: E402,F401,F403
+from .ops import ShapeError, Spec  # noqa: E402
+from .tensor import Tensor
+
+bool = bool_  # noqa: A001  (minidl.bool, as torch.bool)
+float = float32  # noqa: A001
+double = float64
+long = int64
+int = int32  # noqa: A001
+
+# Like torch, minidl lets floating-point exceptions produce inf and nan silently (find them
+# with autograd.detect_anomaly). NumPy would warn from inside minidl's own op code; only those
+# warnings, attributed to minidl's modules, are silenced -- a user's NumPy code still warns.
+warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"minidl(\.|$)")
+
+__version__ = "0.1.0"

@@ -1,0 +1,78 @@
+"""``linear``, ``dropout``, ``one_hot`` and ``embedding``: compositions of primitives."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ... import dtypes
+from ...errors import DTypeError
+from ...ops import creation
+from ...ops.arith import where
+from ...ops.op import ShapeError
+from ...tensor import Tensor
+
+
+def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``input @ weight.T + bias`` with ``weight`` of shape (out_features, in_features)."""
+    if weight.ndim != 2 or input.shape[-1:] != weight.shape[1:]:
+        raise ShapeError(
+            f"linear: input of shape {tuple(input.shape)} has {input.shape[-1] if input.ndim else 0} features, "
+            f"but the weight of shape {tuple(weight.shape)} expects {weight.shape[-1]} (weight is (out, in))"
+        )
+    out = input @ weight.T
+    return out if bias is None else out + bias
+
+
+def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
+    """Zero each element with probability ``p`` and scale the rest by ``1 / (1 - p)``, so that
+    the expected value is unchanged; the identity when not ``training``."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout: probability has to be between 0 and 1, but got {p}")
+    if not training or p == 0.0:
+        return input
+    if p == 1.0:
+        return input * 0.0
+    keep = creation.generator().random(input.shape) >= p
+    mask = Tensor((keep / (1.0 - p)).astype(input._data.dtype))
+    if inplace:
+        return input.mul_(mask)
+    return input * mask
+
+
+def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
+    """An int64 tensor with a trailing dimension of ``num_classes``: 1 at each label, else 0."""
+    if tensor.dtype is not dtypes.int64 and tensor.dtype is not dtypes.int32:
+        raise DTypeError(f"one_hot: expected an integer (int64) class-index tensor, got {tensor.dtype.name}; convert it with .long()")
+    labels = tensor._data
+    if labels.size and labels.min() < 0:
+        raise ValueError("one_hot: class values must be non-negative")
+    if num_classes == -1:
+        num_classes = int(labels.max()) + 1 if labels.size else 0
+    elif labels.size and labels.max() >= num_classes:
+        raise ValueError(f"one_hot: class value {int(labels.max())} is not smaller than num_classes={num_classes}")
+    out = np.zeros(labels.shape + (num_classes,), dtype=np.int64)
+    np.put_along_axis(out, labels[..., None].astype(np.int64), 1, axis=-1)
+    return Tensor(out)
+
+
+def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None) -> Tensor:
+    """Rows of ``weight`` picked by the integer ``input`` (a lookup table).
+
+    The gradient scatters back into the picked rows, adding for repeated indices. The row at
+    ``padding_idx`` is looked up as usual but receives no gradient, as in torch.
+    """
+    if input.dtype.category != 1:
+        raise DTypeError(f"embedding: indices must be an integer tensor (int64), got {input.dtype.name}; convert with .long()")
+    if weight.ndim != 2:
+        raise ShapeError(f"embedding: weight must be 2-D (num_embeddings, embedding_dim), got shape {tuple(weight.shape)}")
+    n = weight.shape[0]
+    idx = input._data
+    if idx.size and (idx.min() < -n or idx.max() >= n):
+        raise IndexError(f"embedding: index out of range: indices must be in [0, {n}), got values from {int(idx.min())} to {int(idx.max())}")
+    out = weight[input]
+    if padding_idx is not None:
+        if padding_idx < 0:
+            padding_idx += n
+        is_pad = (input == padding_idx).unsqueeze(-1)
+        out = where(is_pad, out.detach(), out)
+    return out

@@ -1,0 +1,228 @@
+"""Making tensors: ``tensor``, ``zeros``, ``arange``, ``randn``, ... and the random generator.
+
+Dtype inference follows torch: Python floats give float32 (the default dtype), ints give
+int64, bools give bool; a NumPy array keeps its dtype. Random numbers come from one global
+NumPy ``Generator`` that ``manual_seed`` resets, so a seeded program is reproducible (though
+its stream differs from torch's: compare models by copying weights, not by seeding both).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .. import dtypes
+from ..dtypes import DType
+from ..errors import DTypeError
+from ..tensor import Tensor
+
+_rng = np.random.default_rng()
+
+
+def manual_seed(seed: int) -> None:
+    """Seed minidl's random generator (used by rand, randn, randint, dropout, init)."""
+    global _rng
+    _rng = np.random.default_rng(int(seed))
+
+
+def generator() -> np.random.Generator:
+    """The global random generator (a NumPy ``Generator``)."""
+    return _rng
+
+
+def _make(data: np.ndarray, device: Any, requires_grad: bool) -> Tensor:
+    t = Tensor(data)
+    if device is not None:
+        from .cast import to_device
+
+        t = to_device(t, device)
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
+def _size(size: tuple) -> tuple[int, ...]:
+    if len(size) == 1 and isinstance(size[0], (tuple, list)):
+        size = tuple(size[0])
+    try:
+        shape = tuple(int(s) for s in size)
+    except TypeError:
+        raise TypeError(f"size must be a sequence of ints, got {size!r}") from None
+    if any(s < 0 for s in shape):
+        raise ValueError(f"negative dimension in size {shape}")
+    return shape
+
+
+def _dtype(dtype: Any, default: DType | None = None) -> DType:
+    if dtype is None:
+        return default or dtypes.get_default_dtype()
+    return dtypes.to_dtype(dtype)
+
+
+def tensor(data: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    """A new tensor holding a copy of ``data`` (a number, nested lists, an array or a tensor)."""
+    if isinstance(data, Tensor):
+        arr = data._data.copy() if type(data._data) is np.ndarray else data._data.get()
+    elif isinstance(data, (np.ndarray, np.generic)):
+        arr = np.array(data)
+        if dtype is None and arr.dtype not in dtypes._FROM_NUMPY:
+            dtypes.from_numpy_dtype(arr.dtype)
+    else:
+        try:
+            arr = np.array(data)
+        except ValueError as err:
+            raise ValueError(f"tensor: could not make a tensor from {type(data).__name__}: {err}") from None
+        if arr.dtype == object:
+            raise ValueError("tensor: expected a number or nested sequences of equal length (got a ragged or mixed sequence)")
+        if arr.dtype.kind == "f":
+            arr = arr.astype(dtypes.get_default_dtype().np)
+        elif arr.dtype.kind in "iu":
+            arr = arr.astype(np.int64)
+        elif arr.size == 0 and arr.dtype.kind != "b":
+            arr = arr.astype(dtypes.get_default_dtype().np)
+    if dtype is not None:
+        arr = arr.astype(dtypes.to_dtype(dtype).np, copy=False)
+    return _make(arr, device, requires_grad)
+
+
+def as_tensor(data: Any, dtype: Any = None, device: Any = None) -> Tensor:
+    """Like ``tensor`` but shares memory with a NumPy array (or returns a tensor as is) when it can."""
+    if isinstance(data, Tensor) and dtype is None and device is None:
+        return data
+    if isinstance(data, np.ndarray) and (dtype is None or dtypes.to_dtype(dtype).np == data.dtype) and device is None:
+        return Tensor(data)
+    return tensor(data, dtype=dtype, device=device)
+
+
+def from_numpy(array: np.ndarray) -> Tensor:
+    """A tensor sharing memory with ``array`` (changes to one show in the other)."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"from_numpy: expected a numpy.ndarray, got {type(array).__name__}")
+    return Tensor(array)
+
+
+def zeros(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    return _make(np.zeros(_size(size), dtype=_dtype(dtype).np), device, requires_grad)
+
+
+def ones(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    return _make(np.ones(_size(size), dtype=_dtype(dtype).np), device, requires_grad)
+
+
+def empty(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    return _make(np.empty(_size(size), dtype=_dtype(dtype).np), device, requires_grad)
+
+
+def full(size: Sequence[int], fill_value: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    """A tensor of ``size`` filled with ``fill_value``; the dtype follows the value's kind."""
+    if isinstance(fill_value, Tensor):
+        fill_value = fill_value.item()
+    default = dtypes.scalar_dtype(fill_value) if dtype is None else None
+    return _make(np.full(_size((size,)), fill_value, dtype=_dtype(dtype, default).np), device, requires_grad)
+
+
+def arange(
+    start: float, end: float | None = None, step: float = 1, *, dtype: Any = None, device: Any = None,
+    requires_grad: bool = False,
+) -> Tensor:
+    """Values from ``start`` up to (not including) ``end`` by ``step``; int64 unless a float is given."""
+    if end is None:
+        start, end = 0, start
+    if step == 0:
+        raise ValueError("arange: step must be nonzero")
+    is_float = any(isinstance(v, float) for v in (start, end, step))
+    default = dtypes.get_default_dtype() if is_float else dtypes.int64
+    n = max(0, math.ceil((end - start) / step))
+    data = (start + np.arange(n, dtype=np.float64) * step) if is_float else np.arange(start, end, step)
+    return _make(data.astype(_dtype(dtype, default).np), device, requires_grad)
+
+
+def linspace(start: float, end: float, steps: int, *, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    """``steps`` evenly spaced values from ``start`` to ``end`` inclusive."""
+    if steps < 0:
+        raise ValueError(f"linspace: number of steps must be non-negative, got {steps}")
+    return _make(np.linspace(start, end, steps).astype(_dtype(dtype).np), device, requires_grad)
+
+
+def eye(n: int, m: int | None = None, *, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    return _make(np.eye(n, m, dtype=_dtype(dtype).np), device, requires_grad)
+
+
+def rand(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    """Uniform samples from [0, 1)."""
+    d = _dtype(dtype)
+    _require_float("rand", d)
+    return _make(_rng.random(_size(size), dtype=d.np), device, requires_grad)
+
+
+def randn(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    """Standard normal samples."""
+    d = _dtype(dtype)
+    _require_float("randn", d)
+    return _make(_rng.standard_normal(_size(size), dtype=d.np), device, requires_grad)
+
+
+def randint(low: int, high: int | None = None, size: Sequence[int] = (), *, dtype: Any = None, device: Any = None) -> Tensor:
+    """Integers uniform in ``[low, high)`` (``randint(high, size)`` starts at 0)."""
+    if high is None or isinstance(high, (tuple, list)):
+        # randint(high, size): the torch form without ``low``
+        if high is not None:
+            size = high
+        low, high = 0, low
+    return _make(_rng.integers(low, high, size=_size((size,)), dtype=np.int64).astype(_dtype(dtype, dtypes.int64).np), device, False)
+
+
+def randperm(n: int, *, dtype: Any = None, device: Any = None) -> Tensor:
+    return _make(_rng.permutation(n).astype(_dtype(dtype, dtypes.int64).np), device, False)
+
+
+def _require_float(name: str, d: DType) -> None:
+    if d.category != 2:
+        raise DTypeError(f"{name}: dtype must be floating point, got {d.name}")
+
+
+def _like(fn):
+    def like(x: Tensor, *args: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+        return fn(*args, x.shape, dtype=dtype or x.dtype, device=device or _device_or_none(x), requires_grad=requires_grad)
+
+    like.__name__ = fn.__name__ + "_like"
+    like.__doc__ = f"``{fn.__name__}`` with the shape (and by default dtype and device) of ``x``."
+    return like
+
+
+def _device_or_none(x: Tensor) -> Any:
+    return None if x.device.type == "cpu" else x.device
+
+
+zeros_like = _like(zeros)
+ones_like = _like(ones)
+empty_like = _like(empty)
+rand_like = _like(rand)
+randn_like = _like(randn)
+
+
+def full_like(x: Tensor, fill_value: Any, *, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    return full(x.shape, fill_value, dtype=dtype or x.dtype, device=device or _device_or_none(x), requires_grad=requires_grad)
+
+
+def randint_like(x: Tensor, low: int, high: int | None = None, *, dtype: Any = None, device: Any = None) -> Tensor:
+    return randint(low, high, x.shape, dtype=dtype or x.dtype, device=device or _device_or_none(x))
+
+
+def new_zeros(x: Tensor, *size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    return zeros(*size, dtype=dtype or x.dtype, device=device or _device_or_none(x), requires_grad=requires_grad)
+
+
+def new_ones(x: Tensor, *size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    return ones(*size, dtype=dtype or x.dtype, device=device or _device_or_none(x), requires_grad=requires_grad)
+
+
+def new_full(x: Tensor, size: Sequence[int], fill_value: Any, *, dtype: Any = None, device: Any = None) -> Tensor:
+    return full(size, fill_value, dtype=dtype or x.dtype, device=device or _device_or_none(x))
+
+
+def new_tensor(x: Tensor, data: Any, *, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    return tensor(data, dtype=dtype or x.dtype, device=device or _device_or_none(x), requires_grad=requires_grad)
