@@ -82,7 +82,9 @@ def _render(values: np.ndarray, fmt: ElementFormat, indent: int, summarize: bool
     head = range(EDGE_ITEMS) if cut else range(n)
     tail = range(n - EDGE_ITEMS, n) if cut else range(0)
     if values.ndim == 1:
-        items = [fmt(values[i].item()) for i in head] + ([" ..."] if cut else []) + [fmt(values[i].item()) for i in tail]
+        items = (
+            [fmt(values[i].item()) for i in head] + ([" ..."] if cut else []) + [fmt(values[i].item()) for i in tail]
+        )
         per_line = max(1, (LINE_WIDTH - indent) // (fmt.width + 2))
         lines = [", ".join(items[i : i + per_line]) for i in range(0, len(items), per_line)]
         return "[" + (",\n" + " " * (indent + 1)).join(lines) + "]"

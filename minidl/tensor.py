@@ -252,7 +252,10 @@ class Tensor:
         return RemovableHandle(self._hooks, hook)
 
     def backward(
-        self, gradient: Tensor | None = None, retain_graph: bool | None = None, create_graph: bool = False,
+        self,
+        gradient: Tensor | None = None,
+        retain_graph: bool | None = None,
+        create_graph: bool = False,
         inputs: Any = None,
     ) -> None:
         """Accumulate d(self)/d(leaf) into every leaf's ``.grad`` (see ``minidl.autograd``)."""
@@ -277,13 +280,9 @@ class Tensor:
     def numpy(self) -> np.ndarray:
         """The underlying NumPy array (shared memory on the CPU, as torch)."""
         if self._rg:
-            raise RuntimeError(
-                "can't call numpy() on a tensor that requires grad; use tensor.detach().numpy() instead"
-            )
+            raise RuntimeError("can't call numpy() on a tensor that requires grad; use tensor.detach().numpy() instead")
         if type(self._data) is not np.ndarray:
-            raise TypeError(
-                f"can't convert a {self.device} tensor to NumPy; copy it to the host first with .cpu()"
-            )
+            raise TypeError(f"can't convert a {self.device} tensor to NumPy; copy it to the host first with .cpu()")
         return self._data
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
@@ -328,8 +327,7 @@ class Tensor:
     def __bool__(self) -> bool:
         if self._data.size != 1:
             raise RuntimeError(
-                f"the truth value of a tensor with {self._data.size} elements is ambiguous; "
-                "use .any() or .all()"
+                f"the truth value of a tensor with {self._data.size} elements is ambiguous; use .any() or .all()"
             )
         return bool(self.item())
 

@@ -188,7 +188,9 @@ def check_forward(info: OpInfo, sample: Sample, dtype: str, noncontiguous: bool 
     t_out = flat_outputs(info.fn(TORCH, *t_args, **make_kwargs(sample, TORCH, dtype)))
     assert len(m_out) == len(t_out), f"{info.name}: {len(m_out)} outputs, torch has {len(t_out)}"
     for k, (m, t) in enumerate(zip(m_out, t_out)):
-        assert dtype_name(m) == dtype_name(t), f"{info.name} output {k}: dtype {dtype_name(m)} != torch's {dtype_name(t)}"
+        assert dtype_name(m) == dtype_name(t), (
+            f"{info.name} output {k}: dtype {dtype_name(m)} != torch's {dtype_name(t)}"
+        )
         assert_close(m, t, rtol, atol, f"{info.name} forward output {k} {sample}")
     check_inference(info, m_out)
 
@@ -214,7 +216,9 @@ def check_inference(info: OpInfo, outputs: list) -> None:
         stack.extend(e for e in node.edges if type(e) is Node)
 
 
-def check_backward(info: OpInfo, sample: Sample, dtype: str, rng: np.random.Generator, noncontiguous: bool = False) -> None:
+def check_backward(
+    info: OpInfo, sample: Sample, dtype: str, rng: np.random.Generator, noncontiguous: bool = False
+) -> None:
     rtol, atol = (x * info.tol_scale for x in TOLERANCES[dtype]["grad"])
     m_args, m_diff = make_args(sample, MINIDL, dtype, noncontiguous)
     t_args, t_diff = make_args(sample, TORCH, dtype, noncontiguous)
@@ -272,7 +276,9 @@ def check_second_order(info: OpInfo, sample: Sample, dtype: str, rng: np.random.
             results.append(None)
             continue
         seconds = grad_fn(total, diff + g_tensors, allow_unused=True)
-        results.append([to_numpy(s) if s is not None else np.zeros(tuple(x.shape)) for s, x in zip(seconds, diff + g_tensors)])
+        results.append(
+            [to_numpy(s) if s is not None else np.zeros(tuple(x.shape)) for s, x in zip(seconds, diff + g_tensors)]
+        )
     m_res, t_res = results
     if t_res is None:
         assert m_res is None or all(np.all(r == 0) for r in m_res), f"{info.name}: torch's second derivative is empty"

@@ -107,11 +107,21 @@ op(
         Sample((rng.uniform(0.1, 0.9, (3, 4)) + rng.integers(-3, 3, (3, 4)), 2.5)),
     ],
 )
-op("floor_divide", lambda lib, a, b: a // b, lambda rng: [Sample((U(rng, 3, 4, lo=-5, hi=5), P(rng, 3, 4)), no_grad=(0, 1))], differentiable=False)
+op(
+    "floor_divide",
+    lambda lib, a, b: a // b,
+    lambda rng: [Sample((U(rng, 3, 4, lo=-5, hi=5), P(rng, 3, 4)), no_grad=(0, 1))],
+    differentiable=False,
+)
 op(
     "pow_scalar",
     lambda lib, a, s: a**s,
-    lambda rng: [Sample((P(rng, 3, 4), 2)), Sample((P(rng, 3, 4), 0.5)), Sample((P(rng, 3, 4), -1.5)), Sample((U(rng, 3, 4), 3))],
+    lambda rng: [
+        Sample((P(rng, 3, 4), 2)),
+        Sample((P(rng, 3, 4), 0.5)),
+        Sample((P(rng, 3, 4), -1.5)),
+        Sample((U(rng, 3, 4), 3)),
+    ],
 )
 op("pow_tensor", lambda lib, a, b: a**b, binary_samples(P))
 op("rpow_scalar", lambda lib, a, s: s**a, lambda rng: [Sample((U(rng, 3, 4), 2.0)), Sample((U(rng, 3, 4), 0.5))])
@@ -145,31 +155,48 @@ op("sin", lambda lib, a: lib.sin(a), unary_samples())
 op("cos", lambda lib, a: lib.cos(a), unary_samples())
 op("tanh", lambda lib, a: lib.tanh(a), unary_samples())
 op("sigmoid", lambda lib, a: lib.sigmoid(a), unary_samples())
-op("sigmoid_large", lambda lib, a: lib.sigmoid(a), lambda rng: [Sample((np.array([-80.0, -30.0, 0.0, 30.0, 80.0]),))], gradcheck=False)
+op(
+    "sigmoid_large",
+    lambda lib, a: lib.sigmoid(a),
+    lambda rng: [Sample((np.array([-80.0, -30.0, 0.0, 30.0, 80.0]),))],
+    gradcheck=False,
+)
 op("reciprocal", lambda lib, a: lib.reciprocal(a), unary_samples(away_from_zero))
 op("erf", lambda lib, a: lib.erf(a), unary_samples())
 op("square", lambda lib, a: lib.square(a), unary_samples())
 op("floor", lambda lib, a: lib.floor(a), lambda rng: [Sample((U(rng, 3, 4, lo=-3, hi=3) + 0.5,))], gradcheck=False)
 op("round", lambda lib, a: lib.round(a), lambda rng: [Sample((U(rng, 3, 4, lo=-3, hi=3) + 0.25,))], gradcheck=False)
-op("clamp", lambda lib, a, **kw: lib.clamp(a, **kw), lambda rng: [
-    Sample((U(rng, 4, 5),), {"min": -0.5, "max": 0.5}),
-    Sample((U(rng, 4, 5),), {"min": -0.5}),
-    Sample((U(rng, 4, 5),), {"max": 0.25}),
-])
+op(
+    "clamp",
+    lambda lib, a, **kw: lib.clamp(a, **kw),
+    lambda rng: [
+        Sample((U(rng, 4, 5),), {"min": -0.5, "max": 0.5}),
+        Sample((U(rng, 4, 5),), {"min": -0.5}),
+        Sample((U(rng, 4, 5),), {"max": 0.25}),
+    ],
+)
 op(
     "clamp_tensor_bounds",
     lambda lib, a, lo, hi: lib.clamp(a, lo, hi),
     lambda rng: [Sample((U(rng, 4, 5), U(rng, 4, 5, lo=-1, hi=-0.2), U(rng, 5, lo=0.2, hi=1)))],
 )
-op("where", lambda lib, c, a, b: lib.where(c, a, b), lambda rng: [
-    Sample((rng.random((3, 4)) > 0.5, U(rng, 3, 4), U(rng, 3, 4))),
-    Sample((rng.random((3, 1)) > 0.5, U(rng, 1, 4), U(rng, 3, 4)), name="broadcast"),
-    Sample((rng.random((3, 4)) > 0.5, U(rng, 3, 4), 0.0), name="scalar other"),
-])
-op("masked_fill", lambda lib, a, m: a.masked_fill(m, -2.0), lambda rng: [
-    Sample((U(rng, 3, 4), rng.random((3, 4)) > 0.5)),
-    Sample((U(rng, 3, 4), rng.random((4,)) > 0.5), name="broadcast mask"),
-])
+op(
+    "where",
+    lambda lib, c, a, b: lib.where(c, a, b),
+    lambda rng: [
+        Sample((rng.random((3, 4)) > 0.5, U(rng, 3, 4), U(rng, 3, 4))),
+        Sample((rng.random((3, 1)) > 0.5, U(rng, 1, 4), U(rng, 3, 4)), name="broadcast"),
+        Sample((rng.random((3, 4)) > 0.5, U(rng, 3, 4), 0.0), name="scalar other"),
+    ],
+)
+op(
+    "masked_fill",
+    lambda lib, a, m: a.masked_fill(m, -2.0),
+    lambda rng: [
+        Sample((U(rng, 3, 4), rng.random((3, 4)) > 0.5)),
+        Sample((U(rng, 3, 4), rng.random((4,)) > 0.5), name="broadcast mask"),
+    ],
+)
 
 
 def _compare_fn(name):
@@ -177,80 +204,165 @@ def _compare_fn(name):
 
 
 for _name in ("eq", "ne", "lt", "le", "gt", "ge"):
-    op(_name, _compare_fn(_name), lambda rng: [
-        Sample((rng.integers(0, 3, (3, 4)).astype(float), rng.integers(0, 3, (4,)).astype(float))),
-    ], differentiable=False)
+    op(
+        _name,
+        _compare_fn(_name),
+        lambda rng: [
+            Sample((rng.integers(0, 3, (3, 4)).astype(float), rng.integers(0, 3, (4,)).astype(float))),
+        ],
+        differentiable=False,
+    )
 
-op("logical_and", lambda lib, a, b: lib.logical_and(a, b), lambda rng: [Sample((rng.random((3, 4)) > 0.5, rng.random((4,)) > 0.5))], differentiable=False)
-op("logical_or", lambda lib, a, b: lib.logical_or(a, b), lambda rng: [Sample((rng.random((3, 4)) > 0.5, rng.random((4,)) > 0.5))], differentiable=False)
-op("logical_not", lambda lib, a: lib.logical_not(a), lambda rng: [Sample((rng.random((3, 4)) > 0.5,))], differentiable=False)
-op("bitwise_ops", lambda lib, a, b: ((a & b), (a | b), (a ^ b), ~a), lambda rng: [
-    Sample((rng.random((3, 4)) > 0.5, rng.random((3, 4)) > 0.5)),
-    Sample((rng.integers(0, 8, (3, 4)), rng.integers(0, 8, (4,)))),
-], differentiable=False)
-op("int_arith", lambda lib, a, b: (a + b, a * b, a - b, a // b, a % b, a / b, a * 2.5), lambda rng: [
-    Sample((rng.integers(-5, 5, (3, 4)), rng.integers(1, 4, (3, 4)))),
-], differentiable=False)
+op(
+    "logical_and",
+    lambda lib, a, b: lib.logical_and(a, b),
+    lambda rng: [Sample((rng.random((3, 4)) > 0.5, rng.random((4,)) > 0.5))],
+    differentiable=False,
+)
+op(
+    "logical_or",
+    lambda lib, a, b: lib.logical_or(a, b),
+    lambda rng: [Sample((rng.random((3, 4)) > 0.5, rng.random((4,)) > 0.5))],
+    differentiable=False,
+)
+op(
+    "logical_not",
+    lambda lib, a: lib.logical_not(a),
+    lambda rng: [Sample((rng.random((3, 4)) > 0.5,))],
+    differentiable=False,
+)
+op(
+    "bitwise_ops",
+    lambda lib, a, b: ((a & b), (a | b), (a ^ b), ~a),
+    lambda rng: [
+        Sample((rng.random((3, 4)) > 0.5, rng.random((3, 4)) > 0.5)),
+        Sample((rng.integers(0, 8, (3, 4)), rng.integers(0, 8, (4,)))),
+    ],
+    differentiable=False,
+)
+op(
+    "int_arith",
+    lambda lib, a, b: (a + b, a * b, a - b, a // b, a % b, a / b, a * 2.5),
+    lambda rng: [
+        Sample((rng.integers(-5, 5, (3, 4)), rng.integers(1, 4, (3, 4)))),
+    ],
+    differentiable=False,
+)
 
 # ---- reductions ------------------------------------------------------------------------------------
 
 op("sum", lambda lib, a, **kw: a.sum(**kw), reduce_samples())
 op("sum_size0", lambda lib, a: (a.sum(), a.sum(0)), lambda rng: [Sample((U(rng, 0, 3),))])
 op("mean", lambda lib, a, **kw: a.mean(**kw), reduce_samples())
-op("prod", lambda lib, a, **kw: a.prod(**kw), lambda rng: [
-    Sample((U(rng, 3, 4),)),
-    Sample((U(rng, 3, 4),), {"dim": 1}),
-    Sample((U(rng, 3, 4),), {"dim": 0, "keepdim": True}),
-    Sample((np.array([[1.5, 0.0, 2.0], [0.0, 0.0, 3.0], [1.0, 2.0, -1.0]]),), {"dim": 1}, name="zeros"),
-    Sample((np.array([1.5, 0.0, 2.0]),), name="one zero"),
-])
-op("var", lambda lib, a, **kw: lib.var(a, **kw), lambda rng: [
-    Sample((U(rng, 3, 5),)),
-    Sample((U(rng, 3, 5),), {"dim": 1}),
-    Sample((U(rng, 3, 5),), {"dim": 0, "correction": 0, "keepdim": True}),
-    Sample((U(rng, 3, 5, 2),), {"dim": (0, 2), "correction": 2}),
-])
-op("std", lambda lib, a, **kw: lib.std(a, **kw), lambda rng: [
-    Sample((U(rng, 3, 5),)),
-    Sample((U(rng, 3, 5),), {"dim": 1, "correction": 0}),
-])
-op("amax", lambda lib, a, **kw: lib.amax(a, **kw), lambda rng: [
-    Sample((U(rng, 3, 4, 2),), {"dim": 1}),
-    Sample((U(rng, 3, 4, 2),), {"dim": (0, 2), "keepdim": True}),
-    Sample((np.array([[1.0, 3.0, 3.0], [2.0, 2.0, 2.0]]),), {"dim": 1}, name="ties"),
-], gradcheck=False)
-op("amin", lambda lib, a, **kw: lib.amin(a, **kw), lambda rng: [
-    Sample((U(rng, 3, 4, 2),), {"dim": -1}),
-    Sample((np.array([[1.0, 1.0, 3.0], [2.0, 0.5, 0.5]]),), {"dim": 1}, name="ties"),
-], gradcheck=False)
-op("max_all", lambda lib, a: a.max(), lambda rng: [
-    Sample((U(rng, 3, 4),)),
-    Sample((np.array([1.0, 3.0, 3.0, 2.0]),), name="ties"),
-], gradcheck=False)
+op(
+    "prod",
+    lambda lib, a, **kw: a.prod(**kw),
+    lambda rng: [
+        Sample((U(rng, 3, 4),)),
+        Sample((U(rng, 3, 4),), {"dim": 1}),
+        Sample((U(rng, 3, 4),), {"dim": 0, "keepdim": True}),
+        Sample((np.array([[1.5, 0.0, 2.0], [0.0, 0.0, 3.0], [1.0, 2.0, -1.0]]),), {"dim": 1}, name="zeros"),
+        Sample((np.array([1.5, 0.0, 2.0]),), name="one zero"),
+    ],
+)
+op(
+    "var",
+    lambda lib, a, **kw: lib.var(a, **kw),
+    lambda rng: [
+        Sample((U(rng, 3, 5),)),
+        Sample((U(rng, 3, 5),), {"dim": 1}),
+        Sample((U(rng, 3, 5),), {"dim": 0, "correction": 0, "keepdim": True}),
+        Sample((U(rng, 3, 5, 2),), {"dim": (0, 2), "correction": 2}),
+    ],
+)
+op(
+    "std",
+    lambda lib, a, **kw: lib.std(a, **kw),
+    lambda rng: [
+        Sample((U(rng, 3, 5),)),
+        Sample((U(rng, 3, 5),), {"dim": 1, "correction": 0}),
+    ],
+)
+op(
+    "amax",
+    lambda lib, a, **kw: lib.amax(a, **kw),
+    lambda rng: [
+        Sample((U(rng, 3, 4, 2),), {"dim": 1}),
+        Sample((U(rng, 3, 4, 2),), {"dim": (0, 2), "keepdim": True}),
+        Sample((np.array([[1.0, 3.0, 3.0], [2.0, 2.0, 2.0]]),), {"dim": 1}, name="ties"),
+    ],
+    gradcheck=False,
+)
+op(
+    "amin",
+    lambda lib, a, **kw: lib.amin(a, **kw),
+    lambda rng: [
+        Sample((U(rng, 3, 4, 2),), {"dim": -1}),
+        Sample((np.array([[1.0, 1.0, 3.0], [2.0, 0.5, 0.5]]),), {"dim": 1}, name="ties"),
+    ],
+    gradcheck=False,
+)
+op(
+    "max_all",
+    lambda lib, a: a.max(),
+    lambda rng: [
+        Sample((U(rng, 3, 4),)),
+        Sample((np.array([1.0, 3.0, 3.0, 2.0]),), name="ties"),
+    ],
+    gradcheck=False,
+)
 op("min_all", lambda lib, a: a.min(), lambda rng: [Sample((U(rng, 3, 4),))], gradcheck=False)
-op("max_dim", lambda lib, a, d, k: tuple(a.max(d, keepdim=k)), lambda rng: [
-    Sample((U(rng, 3, 4), 1, False)),
-    Sample((U(rng, 3, 4, 2), 0, True)),
-    Sample((np.array([[1.0, 3.0, 3.0], [2.0, 2.0, 1.0]]), 1, False), name="ties go to the first index", finite_differences=False),
-])
+op(
+    "max_dim",
+    lambda lib, a, d, k: tuple(a.max(d, keepdim=k)),
+    lambda rng: [
+        Sample((U(rng, 3, 4), 1, False)),
+        Sample((U(rng, 3, 4, 2), 0, True)),
+        Sample(
+            (np.array([[1.0, 3.0, 3.0], [2.0, 2.0, 1.0]]), 1, False),
+            name="ties go to the first index",
+            finite_differences=False,
+        ),
+    ],
+)
 op("min_dim", lambda lib, a, d: tuple(a.min(d)), lambda rng: [Sample((U(rng, 3, 4), -1))])
 op("max_binary", lambda lib, a, b: a.max(b), binary_samples())
-op("argmax", lambda lib, a, **kw: lib.argmax(a, **kw), lambda rng: [
-    Sample((U(rng, 3, 4),)), Sample((U(rng, 3, 4),), {"dim": 1}), Sample((U(rng, 3, 4),), {"dim": 0, "keepdim": True}),
-], differentiable=False)
-op("argmin", lambda lib, a, **kw: lib.argmin(a, **kw), lambda rng: [Sample((U(rng, 3, 4),), {"dim": 1})], differentiable=False)
-op("logsumexp", lambda lib, a, d, **kw: lib.logsumexp(a, d, **kw), lambda rng: [
-    Sample((U(rng, 3, 4), 1)),
-    Sample((U(rng, 3, 4, 2), (0, 2)), {"keepdim": True}),
-    Sample((np.array([[1e4, -1e4, 0.0], [-1e4, -1e4, -1e4]]), 1), name="large"),
-])
-op("norm", lambda lib, a, **kw: lib.norm(a, **kw), lambda rng: [
-    Sample((U(rng, 3, 4),)),
-    Sample((U(rng, 3, 4),), {"dim": 1}),
-    Sample((U(rng, 3, 4),), {"p": 1, "dim": 0}),
-    Sample((U(rng, 3, 4),), {"p": 3, "dim": 1, "keepdim": True}),
-    Sample((U(rng, 3, 4),), {"p": float("inf"), "dim": 1}),
-])
+op(
+    "argmax",
+    lambda lib, a, **kw: lib.argmax(a, **kw),
+    lambda rng: [
+        Sample((U(rng, 3, 4),)),
+        Sample((U(rng, 3, 4),), {"dim": 1}),
+        Sample((U(rng, 3, 4),), {"dim": 0, "keepdim": True}),
+    ],
+    differentiable=False,
+)
+op(
+    "argmin",
+    lambda lib, a, **kw: lib.argmin(a, **kw),
+    lambda rng: [Sample((U(rng, 3, 4),), {"dim": 1})],
+    differentiable=False,
+)
+op(
+    "logsumexp",
+    lambda lib, a, d, **kw: lib.logsumexp(a, d, **kw),
+    lambda rng: [
+        Sample((U(rng, 3, 4), 1)),
+        Sample((U(rng, 3, 4, 2), (0, 2)), {"keepdim": True}),
+        Sample((np.array([[1e4, -1e4, 0.0], [-1e4, -1e4, -1e4]]), 1), name="large"),
+    ],
+)
+op(
+    "norm",
+    lambda lib, a, **kw: lib.norm(a, **kw),
+    lambda rng: [
+        Sample((U(rng, 3, 4),)),
+        Sample((U(rng, 3, 4),), {"dim": 1}),
+        Sample((U(rng, 3, 4),), {"p": 1, "dim": 0}),
+        Sample((U(rng, 3, 4),), {"p": 3, "dim": 1, "keepdim": True}),
+        Sample((U(rng, 3, 4),), {"p": float("inf"), "dim": 1}),
+    ],
+)
 # The zero vector: the gradient is 0 in both libraries; its derivative is undefined there
 # (torch: nan, minidl: 0), so second order is not compared.
 op(
@@ -260,11 +372,21 @@ op(
     gradcheck=False,
     second_order=False,
 )
-op("all_any", lambda lib, a: (a.all(), a.any(), a.all(1), a.any(0, keepdim=True)), lambda rng: [
-    Sample((rng.random((3, 4)) > 0.3,)),
-], differentiable=False)
+op(
+    "all_any",
+    lambda lib, a: (a.all(), a.any(), a.all(1), a.any(0, keepdim=True)),
+    lambda rng: [
+        Sample((rng.random((3, 4)) > 0.3,)),
+    ],
+    differentiable=False,
+)
 op("cumsum", lambda lib, a, d: a.cumsum(d), lambda rng: [Sample((U(rng, 3, 4), 1)), Sample((U(rng, 3, 4), 0))])
-op("cumsum_int", lambda lib, a: a.cumsum(0), lambda rng: [Sample((rng.integers(0, 5, (4,)).astype(np.int32),))], differentiable=False)
+op(
+    "cumsum_int",
+    lambda lib, a: a.cumsum(0),
+    lambda rng: [Sample((rng.integers(0, 5, (4,)).astype(np.int32),))],
+    differentiable=False,
+)
 
 # ---- shape -----------------------------------------------------------------------------------------
 
@@ -284,68 +406,117 @@ op("repeat", lambda lib, a: a.repeat(2, 1, 3), lambda rng: [Sample((U(rng, 3, 2)
 op("flip", lambda lib, a: (a.flip(0), a.flip((0, 1))), lambda rng: [Sample((U(rng, 3, 4),))])
 op("contiguous", lambda lib, a: a.T.contiguous(), lambda rng: [Sample((U(rng, 3, 4),))])
 op("clone", lambda lib, a: a.clone(), lambda rng: [Sample((U(rng, 3, 4),))])
-op("tril_triu", lambda lib, a: (a.tril(), a.triu(1), lib.tril(a, -1)), lambda rng: [Sample((U(rng, 4, 5),)), Sample((U(rng, 2, 3, 3),))])
+op(
+    "tril_triu",
+    lambda lib, a: (a.tril(), a.triu(1), lib.tril(a, -1)),
+    lambda rng: [Sample((U(rng, 4, 5),)), Sample((U(rng, 2, 3, 3),))],
+)
 op("cat", lambda lib, a, b, c: lib.cat([a, b, c], 1), lambda rng: [Sample((U(rng, 2, 3), U(rng, 2, 1), U(rng, 2, 4)))])
 op("cat_dim0", lambda lib, a, b: lib.cat([a, b]), lambda rng: [Sample((U(rng, 2, 3), U(rng, 0, 3)))])
-op("stack", lambda lib, a, b: (lib.stack([a, b]), lib.stack([a, b], dim=-1)), lambda rng: [Sample((U(rng, 2, 3), U(rng, 2, 3)))])
+op(
+    "stack",
+    lambda lib, a, b: (lib.stack([a, b]), lib.stack([a, b], dim=-1)),
+    lambda rng: [Sample((U(rng, 2, 3), U(rng, 2, 3)))],
+)
 op("split", lambda lib, a: (a.split(2, 1), a.split([1, 3], 1)), lambda rng: [Sample((U(rng, 3, 4),))])
 op("chunk", lambda lib, a: a.chunk(3, 1), lambda rng: [Sample((U(rng, 3, 7),))])
 op("unbind", lambda lib, a: a.unbind(1), lambda rng: [Sample((U(rng, 3, 4),))])
 op("narrow", lambda lib, a: a.narrow(1, 1, 2), lambda rng: [Sample((U(rng, 3, 4),))])
-op("pad", lambda lib, a, p, v: lib.F.pad(a, p, value=v), lambda rng: [
-    Sample((U(rng, 2, 3, 4), (1, 2), 0.0)),
-    Sample((U(rng, 2, 3, 4), (1, 0, 2, 1), 1.5)),
-    Sample((U(rng, 2, 3, 4), (-1, 1, 0, -1), 0.0), name="negative crops"),
-])
+op(
+    "pad",
+    lambda lib, a, p, v: lib.F.pad(a, p, value=v),
+    lambda rng: [
+        Sample((U(rng, 2, 3, 4), (1, 2), 0.0)),
+        Sample((U(rng, 2, 3, 4), (1, 0, 2, 1), 1.5)),
+        Sample((U(rng, 2, 3, 4), (-1, 1, 0, -1), 0.0), name="negative crops"),
+    ],
+)
 
 # ---- indexing --------------------------------------------------------------------------------------
 
-op("getitem_basic", lambda lib, a: (a[1], a[:, 1:3], a[..., ::2], a[None, 0, :, None], a[-1, -2]), lambda rng: [
-    Sample((U(rng, 3, 4, 2),)),
-])
-op("getitem_int_array", lambda lib, a, i: a[i], lambda rng: [
-    Sample((U(rng, 4, 3), np.array([0, 2, 2, 3, 0]))),
-    Sample((U(rng, 4, 3), np.array([[1, 1], [3, 0]])), name="2-d index with repeats"),
-])
-op("getitem_mixed", lambda lib, a, i, j: a[i, :, j], lambda rng: [
-    Sample((U(rng, 4, 3, 5), np.array([0, 3, 3]), np.array([1, 4, 1]))),
-])
-op("getitem_bool_mask", lambda lib, a, m: a[m], lambda rng: [
-    Sample((U(rng, 4, 3), rng.random((4, 3)) > 0.5)),
-    Sample((U(rng, 4, 3), np.array([True, False, True, True])), name="row mask"),
-])
-op("gather", lambda lib, a, d, i: a.gather(d, i), lambda rng: [
-    Sample((U(rng, 3, 4), 1, rng.integers(0, 4, (3, 5)))),
-    Sample((U(rng, 3, 4), 0, rng.integers(0, 3, (2, 4)))),
-    Sample((U(rng, 3, 4), 1, rng.integers(0, 4, (2, 2))), name="smaller index"),
-])
-op("scatter_add", lambda lib, a, d, i, s: a.scatter_add(d, i, s), lambda rng: [
-    Sample((U(rng, 3, 4), 1, rng.integers(0, 4, (3, 5)), U(rng, 3, 5))),
-    Sample((U(rng, 3, 4), 0, rng.integers(0, 3, (2, 4)), U(rng, 2, 4))),
-])
+op(
+    "getitem_basic",
+    lambda lib, a: (a[1], a[:, 1:3], a[..., ::2], a[None, 0, :, None], a[-1, -2]),
+    lambda rng: [
+        Sample((U(rng, 3, 4, 2),)),
+    ],
+)
+op(
+    "getitem_int_array",
+    lambda lib, a, i: a[i],
+    lambda rng: [
+        Sample((U(rng, 4, 3), np.array([0, 2, 2, 3, 0]))),
+        Sample((U(rng, 4, 3), np.array([[1, 1], [3, 0]])), name="2-d index with repeats"),
+    ],
+)
+op(
+    "getitem_mixed",
+    lambda lib, a, i, j: a[i, :, j],
+    lambda rng: [
+        Sample((U(rng, 4, 3, 5), np.array([0, 3, 3]), np.array([1, 4, 1]))),
+    ],
+)
+op(
+    "getitem_bool_mask",
+    lambda lib, a, m: a[m],
+    lambda rng: [
+        Sample((U(rng, 4, 3), rng.random((4, 3)) > 0.5)),
+        Sample((U(rng, 4, 3), np.array([True, False, True, True])), name="row mask"),
+    ],
+)
+op(
+    "gather",
+    lambda lib, a, d, i: a.gather(d, i),
+    lambda rng: [
+        Sample((U(rng, 3, 4), 1, rng.integers(0, 4, (3, 5)))),
+        Sample((U(rng, 3, 4), 0, rng.integers(0, 3, (2, 4)))),
+        Sample((U(rng, 3, 4), 1, rng.integers(0, 4, (2, 2))), name="smaller index"),
+    ],
+)
+op(
+    "scatter_add",
+    lambda lib, a, d, i, s: a.scatter_add(d, i, s),
+    lambda rng: [
+        Sample((U(rng, 3, 4), 1, rng.integers(0, 4, (3, 5)), U(rng, 3, 5))),
+        Sample((U(rng, 3, 4), 0, rng.integers(0, 3, (2, 4)), U(rng, 2, 4))),
+    ],
+)
 # torch 2.13's own backward rejects a src larger than the index, so this case is checked
 # against torch in the forward pass and against finite differences (test_gradcheck_extra).
-op("scatter_add_larger_src", lambda lib, a, d, i, s: a.scatter_add(d, i, s), lambda rng: [
-    Sample((U(rng, 3, 4), 0, rng.integers(0, 3, (2, 4)), U(rng, 4, 4)), no_grad=(0, 3)),
-], differentiable=False)
-op("index_select", lambda lib, a, d, i: a.index_select(d, i), lambda rng: [
-    Sample((U(rng, 3, 4), 1, np.array([0, 3, 3]))),
-    Sample((U(rng, 3, 4), 0, np.array([2, 0]))),
-])
+op(
+    "scatter_add_larger_src",
+    lambda lib, a, d, i, s: a.scatter_add(d, i, s),
+    lambda rng: [
+        Sample((U(rng, 3, 4), 0, rng.integers(0, 3, (2, 4)), U(rng, 4, 4)), no_grad=(0, 3)),
+    ],
+    differentiable=False,
+)
+op(
+    "index_select",
+    lambda lib, a, d, i: a.index_select(d, i),
+    lambda rng: [
+        Sample((U(rng, 3, 4), 1, np.array([0, 3, 3]))),
+        Sample((U(rng, 3, 4), 0, np.array([2, 0]))),
+    ],
+)
 
 # ---- linear algebra ---------------------------------------------------------------------------------
 
-op("matmul", lambda lib, a, b: a @ b, lambda rng: [
-    Sample((U(rng, 3, 4), U(rng, 4, 5)), name="2d@2d"),
-    Sample((U(rng, 4), U(rng, 4)), name="1d@1d"),
-    Sample((U(rng, 4), U(rng, 4, 5)), name="1d@2d"),
-    Sample((U(rng, 3, 4), U(rng, 4)), name="2d@1d"),
-    Sample((U(rng, 2, 3, 4), U(rng, 4, 5)), name="batched@2d"),
-    Sample((U(rng, 2, 1, 3, 4), U(rng, 3, 4, 2)), name="broadcast batch"),
-    Sample((U(rng, 2, 3, 4), U(rng, 4)), name="batched@1d"),
-    Sample((U(rng, 5, 1), U(rng, 1, 6)), name="outer product (k = 1)"),
-    Sample((U(rng, 0, 4), U(rng, 4, 3)), name="empty rows"),
-])
+op(
+    "matmul",
+    lambda lib, a, b: a @ b,
+    lambda rng: [
+        Sample((U(rng, 3, 4), U(rng, 4, 5)), name="2d@2d"),
+        Sample((U(rng, 4), U(rng, 4)), name="1d@1d"),
+        Sample((U(rng, 4), U(rng, 4, 5)), name="1d@2d"),
+        Sample((U(rng, 3, 4), U(rng, 4)), name="2d@1d"),
+        Sample((U(rng, 2, 3, 4), U(rng, 4, 5)), name="batched@2d"),
+        Sample((U(rng, 2, 1, 3, 4), U(rng, 3, 4, 2)), name="broadcast batch"),
+        Sample((U(rng, 2, 3, 4), U(rng, 4)), name="batched@1d"),
+        Sample((U(rng, 5, 1), U(rng, 1, 6)), name="outer product (k = 1)"),
+        Sample((U(rng, 0, 4), U(rng, 4, 3)), name="empty rows"),
+    ],
+)
 
 # ---- nn.functional ---------------------------------------------------------------------------------
 
@@ -355,36 +526,72 @@ op("elu", lambda lib, a: lib.F.elu(a, alpha=1.3), unary_samples(away_from_zero))
 op("gelu", lambda lib, a: lib.F.gelu(a), unary_samples())
 op("gelu_tanh", lambda lib, a: lib.F.gelu(a, approximate="tanh"), unary_samples())
 op("silu", lambda lib, a: lib.F.silu(a), unary_samples())
-op("softplus", lambda lib, a, **kw: lib.F.softplus(a, **kw), lambda rng: [
-    Sample((U(rng, 3, 4, lo=-3, hi=3),)),
-    Sample((U(rng, 3, 4, lo=-3, hi=3),), {"beta": 2.0, "threshold": 4.0}),
-    Sample((np.array([-30.0, 0.5, 25.0]),), name="past threshold"),
-])
-op("softmax", lambda lib, a, d: lib.F.softmax(a, d), lambda rng: [
-    Sample((U(rng, 3, 4), 1)), Sample((U(rng, 2, 3, 4), 0)),
-    Sample((np.array([[1e4, -1e4, 0.0], [3.0, 1e4, 1e4]]), 1), name="large logits"),
-])
-op("log_softmax", lambda lib, a, d: lib.F.log_softmax(a, d), lambda rng: [
-    Sample((U(rng, 3, 4), 1)), Sample((U(rng, 2, 3, 4), -1)),
-    Sample((np.array([[1e4, -1e4, 0.0], [3.0, 1e4, 1e4]]), 1), name="large logits"),
-])
-op("linear", lambda lib, x, w, b: lib.F.linear(x, w, b), lambda rng: [
-    Sample((U(rng, 5, 4), U(rng, 3, 4), U(rng, 3))),
-    Sample((U(rng, 2, 5, 4), U(rng, 3, 4), U(rng, 3)), name="batched"),
-    Sample((U(rng, 1, 4), U(rng, 3, 4), U(rng, 3)), name="batch 1"),
-])
+op(
+    "softplus",
+    lambda lib, a, **kw: lib.F.softplus(a, **kw),
+    lambda rng: [
+        Sample((U(rng, 3, 4, lo=-3, hi=3),)),
+        Sample((U(rng, 3, 4, lo=-3, hi=3),), {"beta": 2.0, "threshold": 4.0}),
+        Sample((np.array([-30.0, 0.5, 25.0]),), name="past threshold"),
+    ],
+)
+op(
+    "softmax",
+    lambda lib, a, d: lib.F.softmax(a, d),
+    lambda rng: [
+        Sample((U(rng, 3, 4), 1)),
+        Sample((U(rng, 2, 3, 4), 0)),
+        Sample((np.array([[1e4, -1e4, 0.0], [3.0, 1e4, 1e4]]), 1), name="large logits"),
+    ],
+)
+op(
+    "log_softmax",
+    lambda lib, a, d: lib.F.log_softmax(a, d),
+    lambda rng: [
+        Sample((U(rng, 3, 4), 1)),
+        Sample((U(rng, 2, 3, 4), -1)),
+        Sample((np.array([[1e4, -1e4, 0.0], [3.0, 1e4, 1e4]]), 1), name="large logits"),
+    ],
+)
+op(
+    "linear",
+    lambda lib, x, w, b: lib.F.linear(x, w, b),
+    lambda rng: [
+        Sample((U(rng, 5, 4), U(rng, 3, 4), U(rng, 3))),
+        Sample((U(rng, 2, 5, 4), U(rng, 3, 4), U(rng, 3)), name="batched"),
+        Sample((U(rng, 1, 4), U(rng, 3, 4), U(rng, 3)), name="batch 1"),
+    ],
+)
 op("linear_nobias", lambda lib, x, w: lib.F.linear(x, w), lambda rng: [Sample((U(rng, 5, 4), U(rng, 3, 4)))])
-op("embedding", lambda lib, i, w, **kw: lib.F.embedding(i, w, **kw), lambda rng: [
-    Sample((rng.integers(0, 5, (2, 3)), U(rng, 5, 4))),
-    Sample((np.array([0, 2, 2, 4, 0]), U(rng, 5, 4)), {"padding_idx": 2}, name="padding_idx", finite_differences=False),
-])
-op("one_hot", lambda lib, i: lib.F.one_hot(i, 5), lambda rng: [Sample((rng.integers(0, 5, (2, 3)),))], differentiable=False)
-op("layer_norm", lambda lib, x, w, b: lib.F.layer_norm(x, (4,), w, b), lambda rng: [Sample((U(rng, 3, 4), U(rng, 4), U(rng, 4)))])
+op(
+    "embedding",
+    lambda lib, i, w, **kw: lib.F.embedding(i, w, **kw),
+    lambda rng: [
+        Sample((rng.integers(0, 5, (2, 3)), U(rng, 5, 4))),
+        Sample(
+            (np.array([0, 2, 2, 4, 0]), U(rng, 5, 4)), {"padding_idx": 2}, name="padding_idx", finite_differences=False
+        ),
+    ],
+)
+op(
+    "one_hot",
+    lambda lib, i: lib.F.one_hot(i, 5),
+    lambda rng: [Sample((rng.integers(0, 5, (2, 3)),))],
+    differentiable=False,
+)
+op(
+    "layer_norm",
+    lambda lib, x, w, b: lib.F.layer_norm(x, (4,), w, b),
+    lambda rng: [Sample((U(rng, 3, 4), U(rng, 4), U(rng, 4)))],
+)
 op("layer_norm_2d", lambda lib, x: lib.F.layer_norm(x, (3, 4), eps=1e-3), lambda rng: [Sample((U(rng, 2, 3, 4),))])
 op(
     "batch_norm_train",
     lambda lib, x, w, b: lib.F.batch_norm(x, None, None, w, b, training=True),
-    lambda rng: [Sample((U(rng, 4, 3), U(rng, 3), U(rng, 3))), Sample((U(rng, 2, 3, 2, 2), U(rng, 3), U(rng, 3)), name="NCHW")],
+    lambda rng: [
+        Sample((U(rng, 4, 3), U(rng, 3), U(rng, 3))),
+        Sample((U(rng, 2, 3, 2, 2), U(rng, 3), U(rng, 3)), name="NCHW"),
+    ],
 )
 op(
     "batch_norm_eval",
@@ -401,29 +608,51 @@ def conv_samples(rng):
         Sample((U(rng, 1, 2, 8, 7), U(rng, 3, 2, 3, 3), U(rng, 3)), {"dilation": 2, "padding": 2}, name="dilation"),
         Sample((U(rng, 1, 2, 5, 6), U(rng, 3, 2, 3, 3), U(rng, 3)), {"padding": "same"}, name="same"),
         Sample((U(rng, 1, 2, 5, 6), U(rng, 3, 2, 2, 4), U(rng, 3)), {"padding": "same"}, name="same even kernel"),
-        Sample((U(rng, 1, 2, 5, 6), U(rng, 3, 2, 3, 3), U(rng, 3)), {"padding": "valid", "stride": (1, 2)}, name="valid"),
+        Sample(
+            (U(rng, 1, 2, 5, 6), U(rng, 3, 2, 3, 3), U(rng, 3)), {"padding": "valid", "stride": (1, 2)}, name="valid"
+        ),
         Sample((U(rng, 2, 5, 5), U(rng, 3, 2, 3, 3), U(rng, 3)), {}, name="unbatched"),
     ]
 
 
 op("conv2d", lambda lib, x, w, b, **kw: lib.F.conv2d(x, w, b, **kw), conv_samples, tol_scale=3.0)
-op("conv2d_nobias", lambda lib, x, w: lib.F.conv2d(x, w, stride=(2, 1)), lambda rng: [Sample((U(rng, 2, 2, 5, 5), U(rng, 3, 2, 2, 2)))])
-op("max_pool2d", lambda lib, x, **kw: lib.F.max_pool2d(x, **kw), lambda rng: [
-    Sample((U(rng, 2, 3, 6, 6),), {"kernel_size": 2}),
-    Sample((U(rng, 2, 3, 7, 6),), {"kernel_size": 3, "stride": 2, "padding": 1}),
-    Sample((U(rng, 1, 2, 7, 7),), {"kernel_size": 3, "stride": 2, "ceil_mode": True}),
-    Sample((U(rng, 1, 2, 8, 8),), {"kernel_size": 2, "stride": 1, "dilation": 2}),
-    Sample((U(rng, 1, 2, 5, 5),), {"kernel_size": 3, "stride": 1}, name="overlapping windows"),
-], gradcheck=False)
-op("max_pool2d_indices", lambda lib, x: lib.F.max_pool2d(x, 2, return_indices=True), lambda rng: [Sample((U(rng, 1, 2, 4, 6),))])
-op("avg_pool2d", lambda lib, x, **kw: lib.F.avg_pool2d(x, **kw), lambda rng: [
-    Sample((U(rng, 2, 3, 6, 6),), {"kernel_size": 2}),
-    Sample((U(rng, 2, 3, 7, 6),), {"kernel_size": 3, "stride": 2, "padding": 1}),
-    Sample((U(rng, 2, 3, 7, 6),), {"kernel_size": 3, "stride": 2, "padding": 1, "count_include_pad": False}),
-    Sample((U(rng, 1, 2, 7, 7),), {"kernel_size": 3, "stride": 2, "ceil_mode": True}),
-    Sample((U(rng, 1, 2, 7, 7),), {"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True, "count_include_pad": False}),
-    Sample((U(rng, 1, 2, 6, 6),), {"kernel_size": 2, "divisor_override": 3}),
-])
+op(
+    "conv2d_nobias",
+    lambda lib, x, w: lib.F.conv2d(x, w, stride=(2, 1)),
+    lambda rng: [Sample((U(rng, 2, 2, 5, 5), U(rng, 3, 2, 2, 2)))],
+)
+op(
+    "max_pool2d",
+    lambda lib, x, **kw: lib.F.max_pool2d(x, **kw),
+    lambda rng: [
+        Sample((U(rng, 2, 3, 6, 6),), {"kernel_size": 2}),
+        Sample((U(rng, 2, 3, 7, 6),), {"kernel_size": 3, "stride": 2, "padding": 1}),
+        Sample((U(rng, 1, 2, 7, 7),), {"kernel_size": 3, "stride": 2, "ceil_mode": True}),
+        Sample((U(rng, 1, 2, 8, 8),), {"kernel_size": 2, "stride": 1, "dilation": 2}),
+        Sample((U(rng, 1, 2, 5, 5),), {"kernel_size": 3, "stride": 1}, name="overlapping windows"),
+    ],
+    gradcheck=False,
+)
+op(
+    "max_pool2d_indices",
+    lambda lib, x: lib.F.max_pool2d(x, 2, return_indices=True),
+    lambda rng: [Sample((U(rng, 1, 2, 4, 6),))],
+)
+op(
+    "avg_pool2d",
+    lambda lib, x, **kw: lib.F.avg_pool2d(x, **kw),
+    lambda rng: [
+        Sample((U(rng, 2, 3, 6, 6),), {"kernel_size": 2}),
+        Sample((U(rng, 2, 3, 7, 6),), {"kernel_size": 3, "stride": 2, "padding": 1}),
+        Sample((U(rng, 2, 3, 7, 6),), {"kernel_size": 3, "stride": 2, "padding": 1, "count_include_pad": False}),
+        Sample((U(rng, 1, 2, 7, 7),), {"kernel_size": 3, "stride": 2, "ceil_mode": True}),
+        Sample(
+            (U(rng, 1, 2, 7, 7),),
+            {"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True, "count_include_pad": False},
+        ),
+        Sample((U(rng, 1, 2, 6, 6),), {"kernel_size": 2, "divisor_override": 3}),
+    ],
+)
 
 # ---- losses ----------------------------------------------------------------------------------------
 
@@ -436,40 +665,95 @@ def pair_loss_samples(rng):
 
 op("mse_loss", lambda lib, a, b, **kw: lib.F.mse_loss(a, b, **kw), pair_loss_samples)
 op("l1_loss", lambda lib, a, b, **kw: lib.F.l1_loss(a, b, **kw), pair_loss_samples)
-op("smooth_l1_loss", lambda lib, a, b, **kw: lib.F.smooth_l1_loss(a, b, **kw), lambda rng: [
-    Sample((U(rng, 4, 3, lo=-2, hi=2), U(rng, 4, 3)), {"reduction": r, "beta": beta}) for r in REDUCTIONS for beta in (1.0, 0.5)
-])
-op("nll_loss", lambda lib, x, t, **kw: lib.F.nll_loss(x, t, **kw), lambda rng: [
-    Sample((U(rng, 5, 4), rng.integers(0, 4, (5,))), {"reduction": r}) for r in REDUCTIONS
-] + [
-    Sample((U(rng, 5, 4), np.array([0, -100, 3, 3, 1])), {"ignore_index": -100}, name="ignore_index"),
-    Sample((U(rng, 5, 4), np.array([0, 2, 3, 3, 1]), ), {"weight": P(rng, 4)}, name="weight"),
-    Sample((U(rng, 5, 4), np.array([0, 2, 1, 3, 1])), {"weight": P(rng, 4), "ignore_index": 1, "reduction": "sum"}),
-    Sample((U(rng, 2, 4, 3), rng.integers(0, 4, (2, 3))), name="K-dim"),
-    Sample((U(rng, 4), np.array(2)), name="unbatched"),
-])
-op("cross_entropy", lambda lib, x, t, **kw: lib.F.cross_entropy(x, t, **kw), lambda rng: [
-    Sample((U(rng, 5, 4, lo=-3, hi=3), rng.integers(0, 4, (5,))), {"reduction": r}) for r in REDUCTIONS
-] + [
-    Sample((U(rng, 5, 4), np.array([0, -100, 3, 3, 1])), name="ignore_index"),
-    Sample((U(rng, 5, 4), np.array([0, 2, 3, 3, 1])), {"weight": P(rng, 4)}, name="weight"),
-    Sample((U(rng, 5, 4), np.array([0, 2, 3, 3, 1])), {"label_smoothing": 0.1}, name="label smoothing"),
-    Sample((U(rng, 5, 4), np.array([0, 2, 7, 3, 1])), {"label_smoothing": 0.2, "ignore_index": 7, "weight": P(rng, 4)}),
-    Sample((U(rng, 5, 4), np.array([0, 2, 7, 3, 1])), {"label_smoothing": 0.2, "ignore_index": 7, "reduction": "sum"}),
-    Sample((U(rng, 5, 4), np.array([0, 2, 7, 3, 1])), {"label_smoothing": 0.2, "ignore_index": 7, "reduction": "none"}),
-    Sample((U(rng, 2, 4, 3), rng.integers(0, 4, (2, 3))), name="K-dim"),
-    Sample((U(rng, 5, 4), rng.dirichlet(np.ones(4), 5)), {}, no_grad=(1,), name="probabilities"),
-    Sample((U(rng, 5, 4), rng.dirichlet(np.ones(4), 5)), {"label_smoothing": 0.1, "weight": P(rng, 4)}, no_grad=(1,)),
-    Sample((np.array([[1e4, -1e4, 0.0], [-1e4, 1e4, 5.0]]), np.array([1, 1])), name="large logits"),
-])
-op("binary_cross_entropy", lambda lib, p, t, **kw: lib.F.binary_cross_entropy(p, t, **kw), lambda rng: [
-    Sample((rng.uniform(0.05, 0.95, (4, 3)), rng.uniform(0, 1, (4, 3))), {"reduction": r}, no_grad=(1,)) for r in REDUCTIONS
-] + [
-    Sample((rng.uniform(0.05, 0.95, (4, 3)), rng.uniform(0, 1, (4, 3))), {"weight": P(rng, 3)}, no_grad=(1,)),
-])
-op("bce_with_logits", lambda lib, x, t, **kw: lib.F.binary_cross_entropy_with_logits(x, t, **kw), lambda rng: [
-    Sample((U(rng, 4, 3, lo=-4, hi=4), rng.uniform(0, 1, (4, 3))), {"reduction": r}) for r in REDUCTIONS
-] + [
-    Sample((U(rng, 4, 3), rng.uniform(0, 1, (4, 3))), {"pos_weight": P(rng, 3), "weight": P(rng, 3)}, name="weights"),
-    Sample((np.array([1e4, -1e4, 0.0, 50.0]), np.array([0.0, 1.0, 0.5, 1.0])), name="large logits"),
-])
+op(
+    "smooth_l1_loss",
+    lambda lib, a, b, **kw: lib.F.smooth_l1_loss(a, b, **kw),
+    lambda rng: [
+        Sample((U(rng, 4, 3, lo=-2, hi=2), U(rng, 4, 3)), {"reduction": r, "beta": beta})
+        for r in REDUCTIONS
+        for beta in (1.0, 0.5)
+    ],
+)
+op(
+    "nll_loss",
+    lambda lib, x, t, **kw: lib.F.nll_loss(x, t, **kw),
+    lambda rng: (
+        [Sample((U(rng, 5, 4), rng.integers(0, 4, (5,))), {"reduction": r}) for r in REDUCTIONS]
+        + [
+            Sample((U(rng, 5, 4), np.array([0, -100, 3, 3, 1])), {"ignore_index": -100}, name="ignore_index"),
+            Sample(
+                (
+                    U(rng, 5, 4),
+                    np.array([0, 2, 3, 3, 1]),
+                ),
+                {"weight": P(rng, 4)},
+                name="weight",
+            ),
+            Sample(
+                (U(rng, 5, 4), np.array([0, 2, 1, 3, 1])), {"weight": P(rng, 4), "ignore_index": 1, "reduction": "sum"}
+            ),
+            Sample((U(rng, 2, 4, 3), rng.integers(0, 4, (2, 3))), name="K-dim"),
+            Sample((U(rng, 4), np.array(2)), name="unbatched"),
+        ]
+    ),
+)
+op(
+    "cross_entropy",
+    lambda lib, x, t, **kw: lib.F.cross_entropy(x, t, **kw),
+    lambda rng: (
+        [Sample((U(rng, 5, 4, lo=-3, hi=3), rng.integers(0, 4, (5,))), {"reduction": r}) for r in REDUCTIONS]
+        + [
+            Sample((U(rng, 5, 4), np.array([0, -100, 3, 3, 1])), name="ignore_index"),
+            Sample((U(rng, 5, 4), np.array([0, 2, 3, 3, 1])), {"weight": P(rng, 4)}, name="weight"),
+            Sample((U(rng, 5, 4), np.array([0, 2, 3, 3, 1])), {"label_smoothing": 0.1}, name="label smoothing"),
+            Sample(
+                (U(rng, 5, 4), np.array([0, 2, 7, 3, 1])),
+                {"label_smoothing": 0.2, "ignore_index": 7, "weight": P(rng, 4)},
+            ),
+            Sample(
+                (U(rng, 5, 4), np.array([0, 2, 7, 3, 1])),
+                {"label_smoothing": 0.2, "ignore_index": 7, "reduction": "sum"},
+            ),
+            Sample(
+                (U(rng, 5, 4), np.array([0, 2, 7, 3, 1])),
+                {"label_smoothing": 0.2, "ignore_index": 7, "reduction": "none"},
+            ),
+            Sample((U(rng, 2, 4, 3), rng.integers(0, 4, (2, 3))), name="K-dim"),
+            Sample((U(rng, 5, 4), rng.dirichlet(np.ones(4), 5)), {}, no_grad=(1,), name="probabilities"),
+            Sample(
+                (U(rng, 5, 4), rng.dirichlet(np.ones(4), 5)),
+                {"label_smoothing": 0.1, "weight": P(rng, 4)},
+                no_grad=(1,),
+            ),
+            Sample((np.array([[1e4, -1e4, 0.0], [-1e4, 1e4, 5.0]]), np.array([1, 1])), name="large logits"),
+        ]
+    ),
+)
+op(
+    "binary_cross_entropy",
+    lambda lib, p, t, **kw: lib.F.binary_cross_entropy(p, t, **kw),
+    lambda rng: (
+        [
+            Sample((rng.uniform(0.05, 0.95, (4, 3)), rng.uniform(0, 1, (4, 3))), {"reduction": r}, no_grad=(1,))
+            for r in REDUCTIONS
+        ]
+        + [
+            Sample((rng.uniform(0.05, 0.95, (4, 3)), rng.uniform(0, 1, (4, 3))), {"weight": P(rng, 3)}, no_grad=(1,)),
+        ]
+    ),
+)
+op(
+    "bce_with_logits",
+    lambda lib, x, t, **kw: lib.F.binary_cross_entropy_with_logits(x, t, **kw),
+    lambda rng: (
+        [Sample((U(rng, 4, 3, lo=-4, hi=4), rng.uniform(0, 1, (4, 3))), {"reduction": r}) for r in REDUCTIONS]
+        + [
+            Sample(
+                (U(rng, 4, 3), rng.uniform(0, 1, (4, 3))),
+                {"pos_weight": P(rng, 3), "weight": P(rng, 3)},
+                name="weights",
+            ),
+            Sample((np.array([1e4, -1e4, 0.0, 50.0]), np.array([0.0, 1.0, 0.5, 1.0])), name="large logits"),
+        ]
+    ),
+)

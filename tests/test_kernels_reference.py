@@ -26,7 +26,9 @@ def direct_conv(x, w, stride, padding, dilation, groups):
         g = o // kg
         acc = 0.0
         for ci, i, j in itertools.product(range(cg), range(kh), range(kw)):
-            acc += w[o, ci, i, j] * xp[b, g * cg + ci, yy * stride[0] + i * dilation[0], xx * stride[1] + j * dilation[1]]
+            acc += (
+                w[o, ci, i, j] * xp[b, g * cg + ci, yy * stride[0] + i * dilation[0], xx * stride[1] + j * dilation[1]]
+            )
         out[b, o, yy, xx] = acc
     return out
 

@@ -65,7 +65,9 @@ def test_gradcheck(info):
             run_gradcheck(info, sample, second=False)
 
 
-@pytest.mark.parametrize("info", [i for i in OPS if i.differentiable and i.gradcheck and i.second_order], ids=lambda i: i.name)
+@pytest.mark.parametrize(
+    "info", [i for i in OPS if i.differentiable and i.gradcheck and i.second_order], ids=lambda i: i.name
+)
 def test_gradgradcheck(info):
     checked = 0
     for sample in _samples(info):

@@ -223,7 +223,9 @@ def test_stable_under_large_logits(rows, classes, scale, data):
             "logsumexp": (lambda lib, x: lib.logsumexp(x, 1)),
             "cross_entropy": (lambda lib, x: lib.F.cross_entropy(x, lib.from_numpy(target.copy()))),
             "bce_logits": (
-                lambda lib, x: lib.F.binary_cross_entropy_with_logits(x, lib.from_numpy(probs.astype(dtype)))
+                lambda lib, x, dtype=dtype: lib.F.binary_cross_entropy_with_logits(
+                    x, lib.from_numpy(probs.astype(dtype))
+                )
             ),
         }
         rtol, atol = (1e-4, 1e-3) if dtype == "float32" else (1e-10, 1e-8)

@@ -9,9 +9,11 @@ from .pool import (
     max_pool2d_forward,
     pool_output_size,
 )
+from .softmax import log_softmax_nll
 
 __all__ = [
     "matmul",
+    "log_softmax_nll",
     "conv2d_forward",
     "conv2d_backward_input",
     "conv2d_backward_weight",

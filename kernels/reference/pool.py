@@ -75,8 +75,15 @@ def max_pool2d_backward(grad_out: np.ndarray, indices: np.ndarray, x_shape: tupl
 
 
 def _avg_divisor(
-    h: int, w: int, kernel: Pair, stride: Pair, padding: Pair, out_hw: Pair,
-    count_include_pad: bool, divisor_override: int | None, dtype: np.dtype,
+    h: int,
+    w: int,
+    kernel: Pair,
+    stride: Pair,
+    padding: Pair,
+    out_hw: Pair,
+    count_include_pad: bool,
+    divisor_override: int | None,
+    dtype: np.dtype,
 ) -> np.ndarray:
     """The (ho, wo) table of divisors, following torch's window clipping rules."""
     if divisor_override:
@@ -92,8 +99,13 @@ def _avg_divisor(
 
 
 def avg_pool2d_forward(
-    x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair, ceil_mode: bool,
-    count_include_pad: bool, divisor_override: int | None,
+    x: np.ndarray,
+    kernel: Pair,
+    stride: Pair,
+    padding: Pair,
+    ceil_mode: bool,
+    count_include_pad: bool,
+    divisor_override: int | None,
 ) -> np.ndarray:
     """Window sums of the zero-padded input, divided by torch's divisor."""
     n, c, h, w = x.shape
@@ -105,8 +117,14 @@ def avg_pool2d_forward(
 
 
 def avg_pool2d_backward(
-    grad_out: np.ndarray, x_shape: tuple[int, ...], kernel: Pair, stride: Pair, padding: Pair,
-    ceil_mode: bool, count_include_pad: bool, divisor_override: int | None,
+    grad_out: np.ndarray,
+    x_shape: tuple[int, ...],
+    kernel: Pair,
+    stride: Pair,
+    padding: Pair,
+    ceil_mode: bool,
+    count_include_pad: bool,
+    divisor_override: int | None,
 ) -> np.ndarray:
     """Spread each output gradient, divided by its divisor, evenly over its window."""
     n, c, h, w = x_shape

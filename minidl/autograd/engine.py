@@ -159,29 +159,41 @@ def run_backward(
                         g = replaced
             if node.retained is not None:
                 _retain(node, g)
-            if node in target_nodes:
+            if target_nodes and node in target_nodes:
                 target = target_nodes[node]
                 captured[id(target)] = (target, g)
             if needed is not None and node not in needed:
                 continue
-            if node.op.is_view:
+            op = node.op
+            if op.is_view:
                 node.input(0)  # a view's base must not have changed in place since
-            input_grads = node.op.vjp(node, g)
+            input_grads = op.vjp(node, g)
             if anomaly:
                 _check_anomaly(node, input_grads)
             inputs = node._inputs
-            for i, edge in enumerate(node.edges):
+            i = -1
+            for edge in node.edges:
+                i += 1
                 if edge is None:
                     continue
                 ig = input_grads[i]
                 if ig is None:
                     continue
-                ig = _conform(node, i, ig, inputs[i])
+                x = inputs[i]._data
+                data = ig._data
+                if data.shape != x.shape or data.dtype != x.dtype:
+                    ig = _conform(node, i, ig, inputs[i])
                 if type(edge) is Node:
                     prev = node_grads.get(edge)
                     node_grads[edge] = ig if prev is None else prev + ig
                 else:
-                    _add_leaf(leaf_grads, leaves, edge, ig)
+                    key = id(edge)
+                    prev = leaf_grads.get(key)
+                    if prev is None:
+                        leaves[key] = edge
+                        leaf_grads[key] = ig
+                    else:
+                        leaf_grads[key] = prev + ig
             if not retain_graph:
                 node.release()
     finally:
@@ -285,11 +297,18 @@ def _accumulate_into(leaf: Tensor, g: Tensor, create_graph: bool, claimed: set[i
         g = g.detach()
     if leaf._grad is None:
         data = g._data
-        buf = id(_buffer(data))
-        if not data.flags.writeable or buf in claimed:
+        base = data.base
+        if base is None:  # an array of its own (base-less arrays are writeable unless made otherwise)
+            key = id(data)
+            if key in claimed or not data.flags.writeable:
+                data = data.copy()
+                key = id(data)
+        elif not data.flags.writeable or id(base) in claimed:  # a read-only or already-claimed view
             data = data.copy()
-            buf = id(data)
-        claimed.add(buf)
+            key = id(data)
+        else:
+            key = id(base)
+        claimed.add(key)
         leaf._grad = Tensor._wrap(data)
     else:
         acc = leaf._grad._data

@@ -102,7 +102,9 @@ def gradcheck(
         numerical = _numerical_jacobian(fn, inputs, i, eps)
         for k, (a, n) in enumerate(zip(analytical, numerical)):
             if a.shape != n.shape:
-                raise GradcheckError(f"gradcheck: Jacobian shapes differ for input {i}, output {k}: {a.shape} vs {n.shape}")
+                raise GradcheckError(
+                    f"gradcheck: Jacobian shapes differ for input {i}, output {k}: {a.shape} vs {n.shape}"
+                )
             bad = ~(np.abs(a - n) <= atol + rtol * np.abs(n))
             if bad.any():
                 r, c = np.unravel_index(np.argmax(np.abs(a - n) * bad), a.shape)
@@ -146,9 +148,7 @@ def gradgradcheck(
     def first_derivative(*args: Any) -> tuple:
         xs, vs = args[:n_in], args[n_in:]
         outs = _outputs(fn, xs)
-        grads = grad(
-            outs, [xs[i] for i in diff_idx], vs, create_graph=True, allow_unused=True, materialize_grads=True
-        )
+        grads = grad(outs, [xs[i] for i in diff_idx], vs, create_graph=True, allow_unused=True, materialize_grads=True)
         return tuple(grads)
 
     return gradcheck(

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from .registry import register_kernel
+from .registry import register_kernel, tables
 
 
 def import_kernels() -> ModuleType:
@@ -37,23 +37,26 @@ def import_kernels() -> ModuleType:
     return module
 
 
-def _lazy(module: str, name: str):
-    """A function that imports ``minidl.kernels.<module>`` (and so Numba) on its first call."""
-    fn = None
+def _lazy(device_type: str, name: str, impl: str, module: str, attr: str):
+    """A stand-in that imports ``minidl.kernels.<module>`` (and so Numba) on its first call,
+    then puts the real kernel in its place in the registry, so later calls go straight to it."""
 
-    def call(*args, **kwargs):
-        nonlocal fn
-        if fn is None:
-            fn = getattr(importlib.import_module(f"minidl.kernels.{module}"), name)
-        return fn(*args, **kwargs)
+    def first_call(*args, **kwargs):
+        real = getattr(importlib.import_module(f"minidl.kernels.{module}"), attr)
+        table = tables[device_type]
+        table.impls[name][impl] = real
+        if table.selected.get(name) == impl:
+            setattr(table, name, real)
+        return real(*args, **kwargs)
 
-    call.__name__ = name
-    call.__qualname__ = f"{module}.{name}"
-    return call
+    first_call.__name__ = attr
+    first_call.__qualname__ = f"{module}.{attr}"
+    return first_call
 
 
 def register_cpu_kernels() -> None:
-    """Register the NumPy reference kernels, and the Numba ones (imported lazily)."""
+    """Register the NumPy reference kernels, and the Numba-backed ones (imported lazily, so
+    that ``import minidl`` does not import Numba until a kernel that needs it runs)."""
     kernels = import_kernels()
     ref = importlib.import_module(f"{kernels.__name__}.reference")
     for name in (
@@ -65,6 +68,15 @@ def register_cpu_kernels() -> None:
         "max_pool2d_backward",
         "avg_pool2d_forward",
         "avg_pool2d_backward",
+        "log_softmax_nll",
     ):
         register_kernel("cpu", name, "reference", getattr(ref, name))
-    register_kernel("cpu", "erf", "numba", _lazy("cpu.special", "erf"))
+    register_kernel("cpu", "matmul", "blas", _lazy("cpu", "matmul", "blas", "cpu.matmul", "matmul"), default=True)
+    register_kernel(
+        "cpu",
+        "log_softmax_nll",
+        "numba",
+        _lazy("cpu", "log_softmax_nll", "numba", "cpu.softmax", "log_softmax_nll"),
+        default=True,
+    )
+    register_kernel("cpu", "erf", "numba", _lazy("cpu", "erf", "numba", "cpu.special", "erf"))

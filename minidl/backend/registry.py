@@ -14,6 +14,8 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 
+import numpy as np
+
 __all__ = ["KernelTable", "register_kernel", "use_kernel", "kernel_choice", "kernels_for", "tables"]
 
 
@@ -36,8 +38,7 @@ class KernelTable:
             raise KeyError(f"no kernel named {name!r} on {self.device_type}")
         if impl not in choices:
             raise ValueError(
-                f"kernel {name!r} on {self.device_type} has no implementation {impl!r}; "
-                f"choose one of {sorted(choices)}"
+                f"kernel {name!r} on {self.device_type} has no implementation {impl!r}; choose one of {sorted(choices)}"
             )
         self.selected[name] = impl
         setattr(self, name, choices[impl])
@@ -73,8 +74,13 @@ def kernel_choice(name: str, impl: str, device_type: str = "cpu") -> Iterator[No
             table.select(name, previous)
 
 
+_cpu_table = tables["cpu"]
+
+
 def kernels_for(array: object) -> KernelTable:
     """The kernel table for the device an array lives on."""
+    if type(array) is np.ndarray:
+        return _cpu_table
     if type(array).__module__.startswith("cupy"):
         return tables["cuda"]
-    return tables["cpu"]
+    return _cpu_table

@@ -21,7 +21,6 @@ from . import (
     pool,
     reduce,
     shape,
-    softmax,
     unary,
 )
 from .activation import elu, gelu, leaky_relu, relu, silu, softplus

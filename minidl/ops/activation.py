@@ -23,7 +23,7 @@ from ..backend.registry import kernels_for
 from ..errors import DTypeError
 from ..tensor import Tensor
 from .arith import where
-from .op import Op, Spec, apply, apply_inplace, unary
+from .op import Op, Spec, apply, apply_inplace, binary, unary
 from .unary import Sigmoid, erf, exp, sigmoid, tanh
 
 _SQRT_2 = math.sqrt(2.0)
@@ -35,7 +35,9 @@ class Activation(Op):
     @classmethod
     def infer(cls, x: Spec, **attrs) -> Spec:
         if x.dtype.category != 2:
-            raise DTypeError(f"{cls.label}: expected a floating-point input, got {x.dtype.name}; convert it with .float()")
+            raise DTypeError(
+                f"{cls.label}: expected a floating-point input, got {x.dtype.name}; convert it with .float()"
+            )
         return x
 
 
@@ -49,11 +51,33 @@ class Relu(Activation):
 
     @staticmethod
     def vjp(ctx, g):
-        return (g * (ctx.output > 0),)
+        return (binary(ReluBackward, g, ctx.output),)
 
     @classmethod
     def infer(cls, x: Spec) -> Spec:
         return x
+
+
+class ReluBackward(Op):
+    """``g`` where ``y > 0``, else 0: the gradient of ``y = relu(x)``, as one primitive.
+
+    It is linear in ``g``, so its own rule is itself (masked by the same ``y``); the mask is
+    piecewise constant, so ``y`` gets no gradient.
+    """
+
+    name = "ReluBackward"
+
+    @staticmethod
+    def forward(g, y):
+        return np.where(y > 0, g, 0)  # not g * (y > 0): a NaN in g must not leak where y <= 0
+
+    @staticmethod
+    def vjp(ctx, gg):
+        return (binary(ReluBackward, gg, ctx.input(1)), None)
+
+    @classmethod
+    def infer(cls, g: Spec, y: Spec) -> Spec:
+        return g
 
 
 class LeakyRelu(Activation):

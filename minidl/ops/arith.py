@@ -71,8 +71,7 @@ class Sub(Binary):
         spec = super().infer(a, b)
         if spec.dtype.category == 0:
             raise DTypeError(
-                "sub: subtraction, the - operator, of two bool tensors is not supported; use ^ or "
-                "logical_xor() instead"
+                "sub: subtraction, the - operator, of two bool tensors is not supported; use ^ or logical_xor() instead"
             )
         return spec
 
@@ -291,7 +290,9 @@ class Where(Op):
     @classmethod
     def infer(cls, cond, a, b) -> Spec:
         if isinstance(cond, Spec) and cond.dtype.category != 0:
-            raise DTypeError(f"where: the condition must be a bool tensor, got {cond.dtype.name}; compare first (x > 0)")
+            raise DTypeError(
+                f"where: the condition must be a bool tensor, got {cond.dtype.name}; compare first (x > 0)"
+            )
         shape = infer.broadcast_shapes("where", infer.shape_of(cond), infer.shape_of(a), infer.shape_of(b))
         return Spec(shape, infer.promoted_dtype(a, b))
 

@@ -49,7 +49,9 @@ def _check_conv(x: tuple, w: tuple, stride, padding, dilation, groups: int) -> t
     if len(x) != 4:
         raise ShapeError(f"conv2d: expected a 4-D input (N, C, H, W), got shape {tuple(x)}")
     if len(w) != 4:
-        raise ShapeError(f"conv2d: expected a 4-D weight (out_channels, in_channels / groups, kH, kW), got shape {tuple(w)}")
+        raise ShapeError(
+            f"conv2d: expected a 4-D weight (out_channels, in_channels / groups, kH, kW), got shape {tuple(w)}"
+        )
     if groups < 1 or w[0] % groups:
         raise ShapeError(f"conv2d: out_channels ({w[0]}) must be divisible by groups ({groups})")
     if x[1] is not None and x[1] != w[1] * groups:
@@ -58,7 +60,9 @@ def _check_conv(x: tuple, w: tuple, stride, padding, dilation, groups: int) -> t
             f"with groups={groups} expects {w[1] * groups}"
         )
     if min(stride) < 1 or min(dilation) < 1 or min(padding) < 0:
-        raise ShapeError(f"conv2d: stride and dilation must be positive and padding non-negative, got {stride}, {dilation}, {padding}")
+        raise ShapeError(
+            f"conv2d: stride and dilation must be positive and padding non-negative, got {stride}, {dilation}, {padding}"
+        )
     ho, wo = conv_output_hw(x[2], x[3], w[2], w[3], stride, padding, dilation)
     if (ho is not None and ho < 1) or (wo is not None and wo < 1):
         raise ShapeError(
@@ -139,11 +143,25 @@ def conv2d(x: Tensor, w: Tensor, stride, padding, dilation, groups: int) -> Tens
 
 def conv2d_backward_input(g: Tensor, w: Tensor, x_shape, stride, padding, dilation, groups: int) -> Tensor:
     return apply(
-        Conv2dBackwardInput, g, w, x_shape=tuple(x_shape), stride=stride, padding=padding, dilation=dilation, groups=groups
+        Conv2dBackwardInput,
+        g,
+        w,
+        x_shape=tuple(x_shape),
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
     )
 
 
 def conv2d_backward_weight(x: Tensor, g: Tensor, w_shape, stride, padding, dilation, groups: int) -> Tensor:
     return apply(
-        Conv2dBackwardWeight, x, g, w_shape=tuple(w_shape), stride=stride, padding=padding, dilation=dilation, groups=groups
+        Conv2dBackwardWeight,
+        x,
+        g,
+        w_shape=tuple(w_shape),
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
     )

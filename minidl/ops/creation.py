@@ -76,7 +76,9 @@ def tensor(data: Any, dtype: Any = None, device: Any = None, requires_grad: bool
         except ValueError as err:
             raise ValueError(f"tensor: could not make a tensor from {type(data).__name__}: {err}") from None
         if arr.dtype == object:
-            raise ValueError("tensor: expected a number or nested sequences of equal length (got a ragged or mixed sequence)")
+            raise ValueError(
+                "tensor: expected a number or nested sequences of equal length (got a ragged or mixed sequence)"
+            )
         if arr.dtype.kind == "f":
             arr = arr.astype(dtypes.get_default_dtype().np)
         elif arr.dtype.kind in "iu":
@@ -116,7 +118,9 @@ def empty(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool
     return _make(np.empty(_size(size), dtype=_dtype(dtype).np), device, requires_grad)
 
 
-def full(size: Sequence[int], fill_value: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+def full(
+    size: Sequence[int], fill_value: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False
+) -> Tensor:
     """A tensor of ``size`` filled with ``fill_value``; the dtype follows the value's kind."""
     if isinstance(fill_value, Tensor):
         fill_value = fill_value.item()
@@ -125,7 +129,12 @@ def full(size: Sequence[int], fill_value: Any, dtype: Any = None, device: Any = 
 
 
 def arange(
-    start: float, end: float | None = None, step: float = 1, *, dtype: Any = None, device: Any = None,
+    start: float,
+    end: float | None = None,
+    step: float = 1,
+    *,
+    dtype: Any = None,
+    device: Any = None,
     requires_grad: bool = False,
 ) -> Tensor:
     """Values from ``start`` up to (not including) ``end`` by ``step``; int64 unless a float is given."""
@@ -140,7 +149,9 @@ def arange(
     return _make(data.astype(_dtype(dtype, default).np), device, requires_grad)
 
 
-def linspace(start: float, end: float, steps: int, *, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+def linspace(
+    start: float, end: float, steps: int, *, dtype: Any = None, device: Any = None, requires_grad: bool = False
+) -> Tensor:
     """``steps`` evenly spaced values from ``start`` to ``end`` inclusive."""
     if steps < 0:
         raise ValueError(f"linspace: number of steps must be non-negative, got {steps}")
@@ -165,14 +176,20 @@ def randn(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool
     return _make(_rng.standard_normal(_size(size), dtype=d.np), device, requires_grad)
 
 
-def randint(low: int, high: int | None = None, size: Sequence[int] = (), *, dtype: Any = None, device: Any = None) -> Tensor:
+def randint(
+    low: int, high: int | None = None, size: Sequence[int] = (), *, dtype: Any = None, device: Any = None
+) -> Tensor:
     """Integers uniform in ``[low, high)`` (``randint(high, size)`` starts at 0)."""
     if high is None or isinstance(high, (tuple, list)):
         # randint(high, size): the torch form without ``low``
         if high is not None:
             size = high
         low, high = 0, low
-    return _make(_rng.integers(low, high, size=_size((size,)), dtype=np.int64).astype(_dtype(dtype, dtypes.int64).np), device, False)
+    return _make(
+        _rng.integers(low, high, size=_size((size,)), dtype=np.int64).astype(_dtype(dtype, dtypes.int64).np),
+        device,
+        False,
+    )
 
 
 def randperm(n: int, *, dtype: Any = None, device: Any = None) -> Tensor:
@@ -186,7 +203,9 @@ def _require_float(name: str, d: DType) -> None:
 
 def _like(fn):
     def like(x: Tensor, *args: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
-        return fn(*args, x.shape, dtype=dtype or x.dtype, device=device or _device_or_none(x), requires_grad=requires_grad)
+        return fn(
+            *args, x.shape, dtype=dtype or x.dtype, device=device or _device_or_none(x), requires_grad=requires_grad
+        )
 
     like.__name__ = fn.__name__ + "_like"
     like.__doc__ = f"``{fn.__name__}`` with the shape (and by default dtype and device) of ``x``."
@@ -204,8 +223,12 @@ rand_like = _like(rand)
 randn_like = _like(randn)
 
 
-def full_like(x: Tensor, fill_value: Any, *, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
-    return full(x.shape, fill_value, dtype=dtype or x.dtype, device=device or _device_or_none(x), requires_grad=requires_grad)
+def full_like(
+    x: Tensor, fill_value: Any, *, dtype: Any = None, device: Any = None, requires_grad: bool = False
+) -> Tensor:
+    return full(
+        x.shape, fill_value, dtype=dtype or x.dtype, device=device or _device_or_none(x), requires_grad=requires_grad
+    )
 
 
 def randint_like(x: Tensor, low: int, high: int | None = None, *, dtype: Any = None, device: Any = None) -> Tensor:

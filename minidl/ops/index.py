@@ -196,7 +196,9 @@ class Gather(Op):
 
 def _check_gather_shapes(name: str, x: tuple, index: tuple, dim: int) -> None:
     if len(x) != len(index):
-        raise ShapeError(f"{name}: index tensor must have the same number of dimensions as input ({len(x)}), got {len(index)}")
+        raise ShapeError(
+            f"{name}: index tensor must have the same number of dimensions as input ({len(x)}), got {len(index)}"
+        )
     for d, (a, b) in enumerate(zip(x, index)):
         if d != dim and a is not None and b is not None and b > a:
             raise ShapeError(
@@ -240,7 +242,9 @@ class ScatterAdd(Op):
         _check_gather_shapes("scatter_add", x.shape, index.shape, dim)
         for d, (a, b) in enumerate(zip(src.shape, index.shape)):
             if a is not None and b is not None and b > a:
-                raise ShapeError(f"scatter_add: index {tuple(index.shape)} is larger than src {tuple(src.shape)} in dimension {d}")
+                raise ShapeError(
+                    f"scatter_add: index {tuple(index.shape)} is larger than src {tuple(src.shape)} in dimension {d}"
+                )
         return x
 
 
@@ -283,7 +287,15 @@ def setitem(x: Tensor, index: Any, value: Any) -> None:
     try:
         IndexPut.forward_inplace(x._data, v, index)
     except Exception as err:
-        raise explain(IndexPut, (x, value, ), {"index": index}, err) from err
+        raise explain(
+            IndexPut,
+            (
+                x,
+                value,
+            ),
+            {"index": index},
+            err,
+        ) from err
     _commit_inplace(IndexPut, x, (value,), {"index": index}, x._data, None, recording)
 
 

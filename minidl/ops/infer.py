@@ -42,16 +42,13 @@ def elementwise(name: str, *xs: Any, float_result: bool = False, bool_result: bo
 
 def require_float(name: str, x: Spec, what: str = "input") -> None:
     if x.dtype.category != 2:
-        raise DTypeError(
-            f"{name}: expected a floating-point {what}, got {x.dtype.name}; convert it with .float()"
-        )
+        raise DTypeError(f"{name}: expected a floating-point {what}, got {x.dtype.name}; convert it with .float()")
 
 
 def require_integer(name: str, x: Spec, what: str = "index") -> None:
     if x.dtype.category != 1:
         raise DTypeError(
-            f"{name}: {what} must be an integer tensor (int64 or int32), got {x.dtype.name}; "
-            "convert it with .long()"
+            f"{name}: {what} must be an integer tensor (int64 or int32), got {x.dtype.name}; convert it with .long()"
         )
 
 

@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import ShapeError
 from ..tensor import Tensor
 from . import reduce
 from .arith import Add, Div, Mul, Sub
-from ..errors import ShapeError
 from .op import Op, Spec, apply_inplace, broadcast_shapes
 
 

@@ -114,12 +114,22 @@ def finish(op: type[Op], out: Any, inputs: tuple, attrs: dict | None) -> Tensor:
     if isinstance(out, _NUMPY_SCALARS):
         out = np.asarray(out)
     if grad_state.enabled and op.differentiable:
-        edges = tuple(
-            (x._node or x) if type(x) is Tensor and x._rg else None for x in inputs
-        )
-        if any(e is not None for e in edges) and out.dtype.kind == "f":
-            versions = tuple(_version(x) if type(x) is Tensor else None for x in inputs)
-            node = Node(op, inputs, attrs, out, edges, versions)
+        edges = []
+        versions = []
+        recording = False
+        for x in inputs:
+            if type(x) is Tensor:
+                vc = x._vc
+                versions.append(vc[0] if vc is not None else 0)
+                if x._rg:
+                    edges.append(x._node or x)
+                    recording = True
+                    continue
+            else:
+                versions.append(None)
+            edges.append(None)
+        if recording and out.dtype.kind == "f":
+            node = Node(op, inputs, attrs, out, tuple(edges), tuple(versions))
             node.saved = saved
             t = Tensor._from_node(out, node)
             if op.is_view:
@@ -265,8 +275,8 @@ def apply_inplace(op: type[Op], target: Tensor, *others: Any, **attrs: Any) -> T
     version counter), so a backward rule that needs the old value finds it overwritten and
     raises, instead of silently using the new one.
     """
-    recording = grad_state.enabled and op.differentiable and (
-        target._rg or any(type(o) is Tensor and o._rg for o in others)
+    recording = (
+        grad_state.enabled and op.differentiable and (target._rg or any(type(o) is Tensor and o._rg for o in others))
     )
     if recording:
         _check_inplace_allowed(op, target)
@@ -299,7 +309,13 @@ def apply_inplace(op: type[Op], target: Tensor, *others: Any, **attrs: Any) -> T
 
 
 def _commit_inplace(
-    op: type[Op], target: Tensor, others: tuple, attrs: dict, out: Any, saved: Any, recording: bool,
+    op: type[Op],
+    target: Tensor,
+    others: tuple,
+    attrs: dict,
+    out: Any,
+    saved: Any,
+    recording: bool,
     old_value: Any = None,
 ) -> Tensor:
     """Write ``out`` into the target (unless it already is the target), bump its version.

@@ -30,7 +30,9 @@ def check_pool(name: str, x: tuple, kernel, stride, padding, dilation, ceil_mode
     if len(x) != 4:
         raise ShapeError(f"{name}: expected a 4-D input (N, C, H, W), got shape {tuple(x)}")
     if min(kernel) < 1 or min(stride) < 1 or min(dilation) < 1:
-        raise ShapeError(f"{name}: kernel_size, stride and dilation must be positive, got {kernel}, {stride}, {dilation}")
+        raise ShapeError(
+            f"{name}: kernel_size, stride and dilation must be positive, got {kernel}, {stride}, {dilation}"
+        )
     for k, p, d in zip(kernel, padding, dilation):
         if p < 0 or p > (d * (k - 1) + 1) // 2:
             raise ShapeError(
@@ -40,7 +42,9 @@ def check_pool(name: str, x: tuple, kernel, stride, padding, dilation, ceil_mode
     ho = pool_out(x[2], kernel[0], stride[0], padding[0], dilation[0], ceil_mode)
     wo = pool_out(x[3], kernel[1], stride[1], padding[1], dilation[1], ceil_mode)
     if (ho is not None and ho < 1) or (wo is not None and wo < 1):
-        raise ShapeError(f"{name}: the output would be empty for input {tuple(x)} with kernel {tuple(kernel)} and padding {tuple(padding)}")
+        raise ShapeError(
+            f"{name}: the output would be empty for input {tuple(x)} with kernel {tuple(kernel)} and padding {tuple(padding)}"
+        )
     return (x[0], x[1], ho, wo)
 
 
@@ -90,7 +94,9 @@ class AvgPool2d(Op):
 
     @staticmethod
     def forward(x, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override):
-        return kernels_for(x).avg_pool2d_forward(x, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override)
+        return kernels_for(x).avg_pool2d_forward(
+            x, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override
+        )
 
     @staticmethod
     def vjp(ctx, g):

@@ -68,7 +68,7 @@ class Sum(Reduction):
 
     @staticmethod
     def forward(x, dim=(), keepdim=False):
-        return np.sum(x, axis=dim, keepdims=keepdim)
+        return x.sum(axis=dim, keepdims=keepdim)
 
     @staticmethod
     def vjp(ctx, g):
@@ -89,7 +89,7 @@ class SumTo(Op):
     def forward(x, shape):
         lead = x.ndim - len(shape)
         axes = tuple(range(lead)) + tuple(lead + i for i, s in enumerate(shape) if s == 1 and x.shape[lead + i] != 1)
-        out = np.sum(x, axis=axes, keepdims=True) if axes else x
+        out = x.sum(axis=axes, keepdims=True) if axes else x
         return out.reshape(shape) if lead else out
 
     @staticmethod
@@ -220,7 +220,9 @@ class Amin(Reduction):
 
 def _check_nonempty(name: str, x, dim) -> None:
     if x.size == 0 and (not dim or builtins.any(x.shape[d] == 0 for d in dim)):
-        raise ShapeError(f"{name}: cannot reduce over an empty dimension (shape {tuple(x.shape)}); there is no identity")
+        raise ShapeError(
+            f"{name}: cannot reduce over an empty dimension (shape {tuple(x.shape)}); there is no identity"
+        )
 
 
 def _extreme_grad(ctx, g: Tensor) -> Tensor:
@@ -409,7 +411,7 @@ class _SumAll(Sum):
 
     @staticmethod
     def forward(x):
-        return np.sum(x)
+        return x.sum()
 
     @staticmethod
     def vjp(ctx, g):
@@ -556,4 +558,3 @@ def cumsum(x: Tensor, dim: int) -> Tensor:
     if not d:
         return x.clone() if x.is_floating_point() else x.long().clone()
     return apply(Cumsum, x, dim=d[0])
-

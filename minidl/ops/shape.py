@@ -84,7 +84,9 @@ class Permute(Op):
     @classmethod
     def infer(cls, x: Spec, dims: tuple) -> Spec:
         if sorted(dims) != list(range(len(x.shape))):
-            raise ShapeError(f"permute: dims {tuple(dims)} is not a permutation of the {len(x.shape)} dimensions of {x.shape}")
+            raise ShapeError(
+                f"permute: dims {tuple(dims)} is not a permutation of the {len(x.shape)} dimensions of {x.shape}"
+            )
         return Spec(tuple(x.shape[d] for d in dims), x.dtype)
 
 
@@ -376,7 +378,9 @@ def expand(x: Tensor, *sizes: Any) -> Tensor:
     sizes = _shape_arg(sizes)
     lead = len(sizes) - x.ndim
     if lead < 0:
-        raise ShapeError(f"expand: the number of sizes provided ({len(sizes)}) must be at least the tensor's dimensions ({x.ndim})")
+        raise ShapeError(
+            f"expand: the number of sizes provided ({len(sizes)}) must be at least the tensor's dimensions ({x.ndim})"
+        )
     shape = tuple(x.shape[i - lead] if s == -1 and i >= lead else s for i, s in enumerate(sizes))
     if any(s == -1 for s in shape[:lead]):
         raise ShapeError("expand: -1 is not allowed for a new leading dimension")
@@ -467,8 +471,7 @@ def split(x: Tensor, split_size_or_sections: Any, dim: int = 0) -> tuple[Tensor,
         sections = [int(s) for s in split_size_or_sections]
         if sum(sections) != size:
             raise ShapeError(
-                f"split: split sizes {sections} sum to {sum(sections)} but dimension {d} of the input "
-                f"has size {size}"
+                f"split: split sizes {sections} sum to {sum(sections)} but dimension {d} of the input has size {size}"
             )
     pieces, start = [], 0
     for s in sections:

@@ -50,7 +50,9 @@ class Neg(Unary):
     @staticmethod
     def forward(x):
         if x.dtype == np.bool_:
-            raise DTypeError("neg: negation (-) of a bool tensor is not supported; use ~x or logical_not() to invert a mask")
+            raise DTypeError(
+                "neg: negation (-) of a bool tensor is not supported; use ~x or logical_not() to invert a mask"
+            )
         return np.negative(x)
 
     @staticmethod
@@ -60,7 +62,9 @@ class Neg(Unary):
     @classmethod
     def infer(cls, x: Spec) -> Spec:
         if x.dtype.category == 0:
-            raise DTypeError("neg: negation (-) of a bool tensor is not supported; use ~x or logical_not() to invert a mask")
+            raise DTypeError(
+                "neg: negation (-) of a bool tensor is not supported; use ~x or logical_not() to invert a mask"
+            )
         return Spec(x.shape, x.dtype)
 
 

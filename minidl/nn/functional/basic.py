@@ -6,21 +6,19 @@ import numpy as np
 
 from ... import dtypes
 from ...errors import DTypeError
-from ...ops import creation
+from ...ops import creation, linalg
 from ...ops.arith import where
 from ...ops.op import ShapeError
 from ...tensor import Tensor
 
 
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    """``input @ weight.T + bias`` with ``weight`` of shape (out_features, in_features)."""
-    if weight.ndim != 2 or input.shape[-1:] != weight.shape[1:]:
-        raise ShapeError(
-            f"linear: input of shape {tuple(input.shape)} has {input.shape[-1] if input.ndim else 0} features, "
-            f"but the weight of shape {tuple(weight.shape)} expects {weight.shape[-1]} (weight is (out, in))"
-        )
-    out = input @ weight.T
-    return out if bias is None else out + bias
+    """``input @ weight.T + bias`` with ``weight`` of shape (out_features, in_features).
+
+    One fused primitive (``minidl/ops/linalg.py``); the tests check it against the
+    composition of ``matmul``, ``T`` and ``+``.
+    """
+    return linalg.linear(input, weight, bias)
 
 
 def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
@@ -42,7 +40,9 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
 def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
     """An int64 tensor with a trailing dimension of ``num_classes``: 1 at each label, else 0."""
     if tensor.dtype is not dtypes.int64 and tensor.dtype is not dtypes.int32:
-        raise DTypeError(f"one_hot: expected an integer (int64) class-index tensor, got {tensor.dtype.name}; convert it with .long()")
+        raise DTypeError(
+            f"one_hot: expected an integer (int64) class-index tensor, got {tensor.dtype.name}; convert it with .long()"
+        )
     labels = tensor._data
     if labels.size and labels.min() < 0:
         raise ValueError("one_hot: class values must be non-negative")
@@ -62,13 +62,19 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None) -> 
     ``padding_idx`` is looked up as usual but receives no gradient, as in torch.
     """
     if input.dtype.category != 1:
-        raise DTypeError(f"embedding: indices must be an integer tensor (int64), got {input.dtype.name}; convert with .long()")
+        raise DTypeError(
+            f"embedding: indices must be an integer tensor (int64), got {input.dtype.name}; convert with .long()"
+        )
     if weight.ndim != 2:
-        raise ShapeError(f"embedding: weight must be 2-D (num_embeddings, embedding_dim), got shape {tuple(weight.shape)}")
+        raise ShapeError(
+            f"embedding: weight must be 2-D (num_embeddings, embedding_dim), got shape {tuple(weight.shape)}"
+        )
     n = weight.shape[0]
     idx = input._data
     if idx.size and (idx.min() < -n or idx.max() >= n):
-        raise IndexError(f"embedding: index out of range: indices must be in [0, {n}), got values from {int(idx.min())} to {int(idx.max())}")
+        raise IndexError(
+            f"embedding: index out of range: indices must be in [0, {n}), got values from {int(idx.min())} to {int(idx.max())}"
+        )
     out = weight[input]
     if padding_idx is not None:
         if padding_idx < 0:

@@ -84,7 +84,11 @@ def conv2d(
 
 def _pool_args(name: str, kernel_size: Any, stride: Any, padding: Any, dilation: Any) -> tuple:
     kernel = conv_ops.pair(name, "kernel_size", kernel_size)
-    stride = kernel if stride is None or (isinstance(stride, (list, tuple)) and len(stride) == 0) else conv_ops.pair(name, "stride", stride)
+    stride = (
+        kernel
+        if stride is None or (isinstance(stride, (list, tuple)) and len(stride) == 0)
+        else conv_ops.pair(name, "stride", stride)
+    )
     return kernel, stride, conv_ops.pair(name, "padding", padding), conv_ops.pair(name, "dilation", dilation)
 
 
@@ -132,8 +136,12 @@ def avg_pool2d(
     if divisor_override is not None and divisor_override <= 0:
         raise ValueError(f"avg_pool2d: divisor_override must be positive, got {divisor_override}")
     attrs = dict(
-        kernel=kernel, stride=stride, padding=padding, ceil_mode=ceil_mode,
-        count_include_pad=count_include_pad, divisor_override=divisor_override,
+        kernel=kernel,
+        stride=stride,
+        padding=padding,
+        ceil_mode=ceil_mode,
+        count_include_pad=count_include_pad,
+        divisor_override=divisor_override,
     )
     pool_ops.AvgPool2d.infer(Spec(x.shape, x.dtype), **attrs)
     out = apply(pool_ops.AvgPool2d, x, **attrs)

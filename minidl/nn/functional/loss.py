@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import Any
 
 import numpy as np
 
 from ...errors import DomainError, DTypeError
+from ...ops import loss as loss_ops
 from ...ops.activation import softplus
 from ...ops.arith import where
 from ...ops.op import ShapeError
@@ -95,7 +97,9 @@ def _class_targets(name: str, input: Tensor, target: Tensor) -> tuple[Tensor, Te
         )
     if input.ndim == 1:
         if target.ndim != 0:
-            raise ShapeError(f"{name}: for an unbatched input of shape {tuple(input.shape)} the target must be 0-d, got {tuple(target.shape)}")
+            raise ShapeError(
+                f"{name}: for an unbatched input of shape {tuple(input.shape)} the target must be 0-d, got {tuple(target.shape)}"
+            )
         return input.unsqueeze(0), target.reshape(1), True
     expected = (input.shape[0],) + tuple(input.shape[2:])
     if tuple(target.shape) != expected:
@@ -104,6 +108,19 @@ def _class_targets(name: str, input: Tensor, target: Tensor) -> tuple[Tensor, Te
             f"(N, C, ...), got {tuple(target.shape)}"
         )
     return input, target, False
+
+
+def _check_classes(name: str, n_classes: int, target: Tensor, weight: Tensor | None, ignore_index: int) -> None:
+    """Every counted target is a valid class index, and ``weight`` has one entry per class."""
+    t = target._data
+    valid = t != ignore_index
+    if valid.any():
+        lo, hi = int(t[valid].min()), int(t[valid].max())
+        if lo < 0 or hi >= n_classes:
+            bad = lo if lo < 0 else hi
+            raise IndexError(f"{name}: target {bad} is out of bounds for {n_classes} classes")
+    if weight is not None and tuple(weight.shape) != (n_classes,):
+        raise ShapeError(f"{name}: weight must have shape ({n_classes},), got {tuple(weight.shape)}")
 
 
 def nll_loss(
@@ -116,16 +133,9 @@ def nll_loss(
     """Negative log-likelihood ``-weight[t] * input[n, t]`` of log-probabilities ``input``."""
     _check_reduction("nll_loss", reduction)
     input, target, unbatched = _class_targets("nll_loss", input, target)
-    n_classes = input.shape[1]
+    _check_classes("nll_loss", input.shape[1], target, weight, ignore_index)
     t = target._data
     valid = t != ignore_index
-    if valid.any():
-        lo, hi = int(t[valid].min()), int(t[valid].max())
-        if lo < 0 or hi >= n_classes:
-            bad = lo if lo < 0 else hi
-            raise IndexError(f"nll_loss: target {bad} is out of bounds for {n_classes} classes")
-    if weight is not None and tuple(weight.shape) != (n_classes,):
-        raise ShapeError(f"nll_loss: weight must have shape ({n_classes},), got {tuple(weight.shape)}")
     safe = np.where(valid, t, 0).astype(np.int64)
     picked = input.gather(1, Tensor(np.expand_dims(safe, 1))).squeeze(1)
     w = weight._data[safe] if weight is not None else np.ones(safe.shape, dtype=input._data.dtype)
@@ -138,6 +148,19 @@ def nll_loss(
     return loss.sum() / Tensor(np.asarray(w.sum(), dtype=w.dtype))
 
 
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def _plain_class_targets(input: Tensor, target: Tensor, weight: Any, smoothing: float) -> bool:
+    """The common case, checked cheaply: (N, C) float logits and N integer class indices,
+    without weight or smoothing. It goes straight to the fused primitive (whose kernel also
+    range-checks the targets); anything else takes the general path."""
+    if smoothing != 0.0 or weight is not None or not isinstance(input, Tensor) or not isinstance(target, Tensor):
+        return False
+    x, t = input._data, target._data
+    return x.ndim == 2 and t.ndim == 1 and x.dtype.kind == "f" and t.dtype.kind in "iu" and t.shape[0] == x.shape[0]
+
+
 def cross_entropy(
     input: Tensor,
     target: Tensor,
@@ -147,20 +170,23 @@ def cross_entropy(
     label_smoothing: float = 0.0,
 ) -> Tensor:
     """Softmax cross-entropy of logits ``input`` (N, C, ...) against class indices or
-    class probabilities, computed as ``nll_loss(log_softmax(input))``.
+    class probabilities: ``nll_loss(log_softmax(input))``. The common case -- (N, C) logits,
+    class indices, no label smoothing -- runs as the fused primitive ``ops.loss.CrossEntropy``.
 
     With ``label_smoothing = e`` the target becomes ``(1 - e) onehot + e / C``.
     """
+    if _plain_class_targets(input, target, weight, label_smoothing) and reduction in _REDUCTIONS:
+        return loss_ops.cross_entropy(input, target, None, ignore_index, reduction)
     _check_reduction("cross_entropy", reduction)
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be between 0.0 and 1.0, got {label_smoothing}")
     class_dim = 0 if input.ndim == 1 else 1
-    logp = log_softmax(input, class_dim)
     n_classes = input.shape[class_dim]
     w_shape = [1] * input.ndim
     w_shape[class_dim] = n_classes
 
     if target.is_floating_point():
+        logp = log_softmax(input, class_dim)
         if target.shape != input.shape:
             raise ShapeError(
                 f"cross_entropy: probability targets must have the input's shape {tuple(input.shape)}, got "
@@ -174,6 +200,13 @@ def cross_entropy(
         loss = -terms.sum(class_dim)
         return _reduce("cross_entropy", loss, reduction)
 
+    if label_smoothing == 0 and input.ndim == 2:
+        input, target, _ = _class_targets("cross_entropy", input, target)
+        _check_classes("cross_entropy", n_classes, target, weight, ignore_index)
+        if weight is not None and weight.dtype is not input.dtype:
+            weight = weight.to(input.dtype)
+        return loss_ops.cross_entropy(input, target, weight, ignore_index, reduction)
+    logp = log_softmax(input, class_dim)
     nll = nll_loss(logp, target, weight, ignore_index, reduction)
     if label_smoothing == 0:
         return nll

@@ -63,11 +63,15 @@ def batch_norm(
 ) -> Tensor:
     """Normalize each channel (dimension 1) over the batch and any spatial dimensions."""
     if input.ndim < 2:
-        raise ShapeError(f"batch_norm: expected an input of at least 2 dimensions (N, C, ...), got shape {tuple(input.shape)}")
+        raise ShapeError(
+            f"batch_norm: expected an input of at least 2 dimensions (N, C, ...), got shape {tuple(input.shape)}"
+        )
     c = input.shape[1]
     for name, p in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight), ("bias", bias)):
         if p is not None and tuple(p.shape) != (c,):
-            raise ShapeError(f"batch_norm: {name} must have shape ({c},) for an input with {c} channels, got {tuple(p.shape)}")
+            raise ShapeError(
+                f"batch_norm: {name} must have shape ({c},) for an input with {c} channels, got {tuple(p.shape)}"
+            )
     dims = (0,) + tuple(range(2, input.ndim))
     channel = (1, c) + (1,) * (input.ndim - 2)
     if training:

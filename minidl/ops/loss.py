@@ -1,0 +1,93 @@
+"""Softmax cross-entropy over class indices, as one fused primitive.
+
+For logits ``x`` of shape (N, C), integer targets ``t`` and class weights ``w`` (all 1 by
+default; 0 for targets equal to ``ignore_index``):
+
+    loss_n = -w[t_n] * log_softmax(x)[n, t_n]
+    mean   = sum_n loss_n / sum_n w[t_n]
+
+and the gradient has the famous closed form
+
+    d loss_n / d x[n, c] = w[t_n] * (softmax(x)[n, c] - [c == t_n])
+
+scaled by the output gradient (and divided by ``sum w`` for the mean). One node replaces the
+seven of ``nll_loss(log_softmax(x), t)`` -- which stays in ``nn.functional`` as the general
+path (label smoothing, probability targets, extra dimensions) and as the reference the tests
+compare this primitive with.
+
+The forward keeps the softmax it computed (``ctx.saved``) for the first derivative. When the
+rule itself is being recorded (``create_graph=True``), it recomputes the softmax with the
+differentiable ``softmax`` op instead, so second derivatives are exact.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..backend.registry import kernels_for
+from ..errors import ShapeError
+from ..tape import grad_state
+from ..tensor import Tensor
+from . import infer
+from .op import Op, Spec, apply
+from .softmax import softmax
+
+
+class CrossEntropy(Op):
+    name = "CrossEntropy"
+    saves = True
+
+    @staticmethod
+    def forward(x, target, weight=None, ignore_index=-100, reduction="mean"):
+        logp, losses, counted = kernels_for(x).log_softmax_nll(x, target, ignore_index)
+        if weight is None and counted == x.shape[0]:
+            w, safe, total = None, target, counted  # the common case: every row counts once
+        else:
+            keep = target != ignore_index
+            safe = np.where(keep, target, 0)
+            w = (np.ones(safe.shape, x.dtype) if weight is None else weight[safe].astype(x.dtype)) * keep
+            losses = losses * w
+            total = w.sum()
+        if reduction == "none":
+            out = losses
+        elif reduction == "sum":
+            out = losses.sum()
+        else:
+            out = losses.sum() / total
+        return out, {"logp": logp, "safe": safe, "w": w, "total": total}
+
+    @staticmethod
+    def vjp(ctx, g):
+        x = ctx.input(0)
+        saved, reduction = ctx.saved, ctx.attrs["reduction"]
+        if grad_state.enabled:  # the rule is being recorded: keep it differentiable in x
+            p = softmax(x, 1)
+        else:
+            p = Tensor._wrap(np.exp(saved["logp"]))
+        onehot = np.zeros(x.shape, dtype=saved["logp"].dtype)
+        onehot[np.arange(x.shape[0]), saved["safe"]] = 1
+        if reduction == "none":
+            g = g.unsqueeze(1)
+        w = saved["w"]
+        if w is not None:
+            g = g * Tensor._wrap((w / saved["total"] if reduction == "mean" else w)[:, None])
+        elif reduction == "mean":
+            g = g * (1.0 / saved["total"])
+        return ((p - Tensor._wrap(onehot)) * g, None, None)
+
+    @classmethod
+    def infer(cls, x: Spec, target: Spec, weight=None, ignore_index=-100, reduction="mean") -> Spec:
+        infer.require_float("cross_entropy", x)
+        infer.require_integer("cross_entropy", target, "target")
+        if len(x.shape) != 2 or tuple(target.shape) != (x.shape[0],):
+            raise ShapeError(
+                f"cross_entropy: expected logits (N, C) and targets (N,), got {tuple(x.shape)} and {tuple(target.shape)}"
+            )
+        return Spec((x.shape[0],) if reduction == "none" else (), x.dtype)
+
+
+def cross_entropy(
+    x: Tensor, target: Tensor, weight: Tensor | None = None, ignore_index: int = -100, reduction: str = "mean"
+) -> Tensor:
+    """The fused primitive; ``nn.functional.cross_entropy`` checks the inputs and calls it."""
+    return apply(CrossEntropy, x, target, weight, ignore_index=ignore_index, reduction=reduction)
