@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 THREADS = int(os.environ.get("MINIDL_BENCH_THREADS", "2"))
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(os.environ.get("MINIDL_BENCH_RESULTS", Path(__file__).resolve().parent / "results"))
 
 
 def pin_threads() -> None:

@@ -1,0 +1,55 @@
+"""The examples run, on small settings, as a newcomer would run them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+EXAMPLES = {
+    "quickstart.py": ["--steps", "30"],
+    "custom_op.py": [],
+    "higher_order.py": [],
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_example_runs(name):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / name), *EXAMPLES[name]],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_quickstart_learns_the_spirals():
+    """The demo's classifier separates the two spirals (well above chance)."""
+    sys.path.insert(0, str(ROOT / "examples"))
+    try:
+        import quickstart
+    finally:
+        sys.path.remove(str(ROOT / "examples"))
+    assert quickstart.train(steps=300) > 0.9
+
+
+def test_overhead_benchmark_smoke(tmp_path):
+    """The benchmark script runs end to end (few repeats); its results are not checked here."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MINIDL_BENCH_RESULTS": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "overhead.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "overhead.json").exists()
