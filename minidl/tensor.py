@@ -32,6 +32,17 @@ __all__ = ["Tensor"]
 
 _new = object.__new__
 
+# The state of a fresh leaf that does not require grad (``_wrap`` sets the same, unrolled).
+_LEAF_DEFAULTS = {
+    "_rg": False,
+    "_grad": None,
+    "_node": None,
+    "_vc": None,
+    "_hooks": None,
+    "_retains": False,
+    "_base": None,
+}
+
 
 class Tensor:
     """A multi-dimensional array with reverse-mode automatic differentiation.
@@ -51,19 +62,15 @@ class Tensor:
             data = np.asarray(data)
         dtypes.from_numpy_dtype(data.dtype)  # a clear error for unsupported dtypes
         self._data = data
-        self._rg = False
-        self._grad = None
-        self._node = None
-        self._vc = None
-        self._hooks = None
-        self._retains = False
-        self._base = None
+        for slot, value in _LEAF_DEFAULTS.items():
+            setattr(self, slot, value)
         if requires_grad:
             self.requires_grad = True
 
     @staticmethod
     def _wrap(data) -> Tensor:
-        """Wrap an op's result array: a tensor with no history (the fast path of every op)."""
+        """Wrap an op's result array: a tensor with no history (the fast path of every op;
+        the slots are set one by one because a loop would cost a third of a small op)."""
         t = _new(Tensor)
         t._data = data
         t._rg = False

@@ -757,3 +757,24 @@ op(
         ]
     ),
 )
+
+# ---- small samples for the numerical checks ----------------------------------------------------
+# gradcheck and gradgradcheck perturb every input element in turn, so they run only on small
+# samples (see test_ops.py). These ops' samples above are all larger; each gets one more.
+
+SMALL = {
+    "clamp_tensor_bounds": lambda rng: Sample((U(rng, 2, 3), U(rng, 2, 3, lo=-1, hi=-0.2), U(rng, 3, lo=0.2, hi=1))),
+    "getitem_mixed": lambda rng: Sample((U(rng, 3, 2, 3), np.array([0, 2, 2]), np.array([1, 0, 1]))),
+    "linear_nobias": lambda rng: Sample((U(rng, 2, 3), U(rng, 2, 3))),
+    "batch_norm_eval": lambda rng: Sample(
+        (U(rng, 1, 2, 2, 2), U(rng, 2), P(rng, 2), U(rng, 2), U(rng, 2)), no_grad=(1, 2)
+    ),
+    "conv2d": lambda rng: Sample((U(rng, 1, 1, 3, 3), U(rng, 2, 1, 2, 2), U(rng, 2)), {"padding": 1, "stride": 2}),
+    "conv2d_nobias": lambda rng: Sample((U(rng, 1, 1, 4, 3), U(rng, 2, 1, 2, 2))),
+    "max_pool2d_indices": lambda rng: Sample((U(rng, 1, 1, 2, 4),)),
+    "avg_pool2d": lambda rng: Sample((U(rng, 1, 1, 4, 4),), {"kernel_size": 3, "stride": 1, "padding": 1}),
+}
+
+for _info in OPS:
+    if _info.name in SMALL:
+        _info.samples = lambda rng, base=_info.samples, extra=SMALL[_info.name]: [*base(rng), extra(rng)]

@@ -187,13 +187,7 @@ def run_backward(
                     prev = node_grads.get(edge)
                     node_grads[edge] = ig if prev is None else prev + ig
                 else:
-                    key = id(edge)
-                    prev = leaf_grads.get(key)
-                    if prev is None:
-                        leaves[key] = edge
-                        leaf_grads[key] = ig
-                    else:
-                        leaf_grads[key] = prev + ig
+                    _add_leaf(leaf_grads, leaves, edge, ig)
             if not retain_graph:
                 node.release()
     finally:

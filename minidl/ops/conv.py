@@ -72,6 +72,12 @@ def _check_conv(x: tuple, w: tuple, stride, padding, dilation, groups: int) -> t
     return (x[0], w[0], ho, wo)
 
 
+def _params(ctx) -> tuple:
+    """(stride, padding, dilation, groups) of a recorded convolution node."""
+    a = ctx.attrs
+    return a["stride"], a["padding"], a["dilation"], a["groups"]
+
+
 class Conv2d(Op):
     name = "Conv2d"
 
@@ -82,8 +88,7 @@ class Conv2d(Op):
     @staticmethod
     def vjp(ctx, g):
         x, w = ctx.input(0), ctx.input(1)
-        a = ctx.attrs
-        params = (a["stride"], a["padding"], a["dilation"], a["groups"])
+        params = _params(ctx)
         gx = conv2d_backward_input(g, w, x.shape, *params) if ctx.needs_grad(0) else None
         gw = conv2d_backward_weight(x, g, w.shape, *params) if ctx.needs_grad(1) else None
         return gx, gw
@@ -104,8 +109,7 @@ class Conv2dBackwardInput(Op):
     @staticmethod
     def vjp(ctx, gg):
         g, w = ctx.input(0), ctx.input(1)
-        a = ctx.attrs
-        params = (a["stride"], a["padding"], a["dilation"], a["groups"])
+        params = _params(ctx)
         dg = conv2d(gg, w, *params) if ctx.needs_grad(0) else None
         dw = conv2d_backward_weight(gg, g, w.shape, *params) if ctx.needs_grad(1) else None
         return dg, dw
@@ -125,8 +129,7 @@ class Conv2dBackwardWeight(Op):
     @staticmethod
     def vjp(ctx, gw):
         x, g = ctx.input(0), ctx.input(1)
-        a = ctx.attrs
-        params = (a["stride"], a["padding"], a["dilation"], a["groups"])
+        params = _params(ctx)
         dx = conv2d_backward_input(g, gw, x.shape, *params) if ctx.needs_grad(0) else None
         dg = conv2d(x, gw, *params) if ctx.needs_grad(1) else None
         return dx, dg

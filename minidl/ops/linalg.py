@@ -18,7 +18,7 @@ from __future__ import annotations
 from ..backend.registry import kernels_for
 from ..tensor import Tensor
 from . import infer, reduce
-from .op import Op, ShapeError, Spec, apply, promote
+from .op import Op, ShapeError, Spec, apply, promote, spec_of
 from .shape import Permute
 
 
@@ -165,10 +165,13 @@ class Linear(Op):
         return Spec(tuple(x.shape[:-1]) + (w.shape[0],), infer.promoted_dtype(x, w))
 
 
-def linear(x: Tensor, w: Tensor, b: Tensor | None = None) -> Tensor:
-    """``x @ w.T + b`` as one primitive (see ``Linear``)."""
-    from .op import spec_of
+def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``input @ weight.T + bias`` with ``weight`` of shape (out_features, in_features).
 
+    One fused primitive (``Linear``); the tests check it against the composition of
+    ``matmul``, ``T`` and ``+``. This is ``minidl.nn.functional.linear``.
+    """
+    x, w, b = input, weight, bias
     xd, wd = x._data, w._data
     if (
         xd.dtype is wd.dtype

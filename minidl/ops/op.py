@@ -111,7 +111,7 @@ def finish(op: type[Op], out: Any, inputs: tuple, attrs: dict | None) -> Tensor:
     saved = None
     if op.saves:
         out, saved = out
-    if isinstance(out, _NUMPY_SCALARS):
+    if type(out) is not _ndarray and isinstance(out, _NUMPY_SCALARS):
         out = np.asarray(out)
     if grad_state.enabled and op.differentiable:
         edges = []

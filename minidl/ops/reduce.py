@@ -192,30 +192,29 @@ def _product_of_others(x: Tensor, dims: tuple[int, ...]) -> Tensor:
     return back.permute(inverse) if order != list(range(x.ndim)) else back
 
 
-class Amax(Reduction):
+class Extreme(Reduction):
+    """``amax``/``amin``: the extreme value over ``dim``; ties share the gradient evenly."""
+
+    reducer = staticmethod(np.amax)
+
+    @classmethod
+    def forward(cls, x, dim=(), keepdim=False):
+        _check_nonempty(cls.label, x, dim)
+        return cls.reducer(x, axis=dim, keepdims=keepdim)
+
+    @staticmethod
+    def vjp(ctx, g):
+        return (_extreme_grad(ctx, g),)
+
+
+class Amax(Extreme):
     name = "Amax"
-
-    @staticmethod
-    def forward(x, dim=(), keepdim=False):
-        _check_nonempty("amax", x, dim)
-        return np.amax(x, axis=dim, keepdims=keepdim)
-
-    @staticmethod
-    def vjp(ctx, g):
-        return (_extreme_grad(ctx, g),)
+    reducer = staticmethod(np.amax)
 
 
-class Amin(Reduction):
+class Amin(Extreme):
     name = "Amin"
-
-    @staticmethod
-    def forward(x, dim=(), keepdim=False):
-        _check_nonempty("amin", x, dim)
-        return np.amin(x, axis=dim, keepdims=keepdim)
-
-    @staticmethod
-    def vjp(ctx, g):
-        return (_extreme_grad(ctx, g),)
+    reducer = staticmethod(np.amin)
 
 
 def _check_nonempty(name: str, x, dim) -> None:

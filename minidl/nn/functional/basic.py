@@ -1,4 +1,5 @@
-"""``linear``, ``dropout``, ``one_hot`` and ``embedding``: compositions of primitives."""
+"""``dropout``, ``one_hot`` and ``embedding`` (compositions of primitives), and ``linear``,
+which is the fused primitive of ``minidl/ops/linalg.py``."""
 
 from __future__ import annotations
 
@@ -11,14 +12,7 @@ from ...ops.arith import where
 from ...ops.op import ShapeError
 from ...tensor import Tensor
 
-
-def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    """``input @ weight.T + bias`` with ``weight`` of shape (out_features, in_features).
-
-    One fused primitive (``minidl/ops/linalg.py``); the tests check it against the
-    composition of ``matmul``, ``T`` and ``+``.
-    """
-    return linalg.linear(input, weight, bias)
+linear = linalg.linear
 
 
 def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
