@@ -266,9 +266,7 @@ class Tensor:
         inputs: Any = None,
     ) -> None:
         """Accumulate d(self)/d(leaf) into every leaf's ``.grad`` (see ``minidl.autograd``)."""
-        from .autograd.engine import backward
-
-        backward([self], None if gradient is None else [gradient], retain_graph, create_graph, inputs)
+        _engine().backward([self], None if gradient is None else [gradient], retain_graph, create_graph, inputs)
 
     def detach(self) -> Tensor:
         """The same values (shared storage and version counter), cut off from the graph."""
@@ -368,6 +366,19 @@ class Tensor:
             t._grad = Tensor(self._grad._data.copy())
         memo[id(self)] = t
         return t
+
+
+def _engine():
+    """The backward engine, which sits above this layer (imported on first use, then cached)."""
+    global _engine_module
+    if _engine_module is None:
+        from .autograd import engine
+
+        _engine_module = engine
+    return _engine_module
+
+
+_engine_module = None
 
 
 def _check_dim(dim: int, ndim: int, op: str) -> int:

@@ -20,10 +20,24 @@ def _outer_into(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
             out[i, j] = ai * b[j]
 
 
+@numba.njit(cache=True)
+def _outer_into_serial(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+    for i in range(a.shape[0]):
+        ai = a[i]
+        for j in range(b.shape[0]):
+            out[i, j] = ai * b[j]
+
+
+# Below this many outputs, waking a second thread costs more than it saves (a 10 x 256
+# product: 1.3 us on two threads, 0.2 us on one).
+PARALLEL_FROM = 1 << 17
+
+
 def outer(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``a[:, None] * b[None, :]`` for 1-D float arrays of one dtype."""
     out = np.empty((a.shape[0], b.shape[0]), dtype=a.dtype)
-    _outer_into(np.ascontiguousarray(a), np.ascontiguousarray(b), out)
+    kernel = _outer_into if out.size >= PARALLEL_FROM else _outer_into_serial
+    kernel(np.ascontiguousarray(a), np.ascontiguousarray(b), out)
     return out
 
 

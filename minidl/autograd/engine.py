@@ -303,7 +303,7 @@ def _accumulate_into(leaf: Tensor, g: Tensor, create_graph: bool, claimed: set[i
         else:
             key = id(base)
         claimed.add(key)
-        leaf._grad = Tensor._wrap(data)
+        leaf._grad = g if data is g._data else Tensor._wrap(data)
     else:
         acc = leaf._grad._data
         if acc.flags.writeable and acc.shape == g._data.shape:

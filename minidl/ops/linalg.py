@@ -19,7 +19,7 @@ from ..backend.registry import kernels_for
 from ..tensor import Tensor
 from . import infer, reduce
 from .op import Op, ShapeError, Spec, apply, promote, spec_of
-from .shape import Permute
+from .shape import Permute, Reshape
 
 
 class Matmul(Op):
@@ -146,7 +146,12 @@ class Linear(Op):
                 x2 = x if x.ndim == 2 else x.reshape(-1, w.shape[1])
                 gw = apply(Matmul, apply(Permute, g2, dims=(1, 0)), x2)
             if ctx.needs_grad(2):
-                gb = apply(reduce.Sum, g2, dim=(0,), keepdim=False)
+                # For a batch of one, the sum over the batch is just the row: a free view.
+                gb = (
+                    apply(Reshape, g2, shape=(w.shape[0],))
+                    if g2.shape[0] == 1
+                    else apply(reduce.Sum, g2, dim=(0,), keepdim=False)
+                )
         return gx, gw, gb
 
     @classmethod
