@@ -21,6 +21,7 @@ from . import (  # noqa: E402
 )
 from .autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled  # noqa: E402
 from .backend import device
+from .backend.threads import get_num_threads, set_num_threads
 from .dtypes import bool_, float32, float64, get_default_dtype, int32, int64, set_default_dtype
 from .ops import *  # noqa: E402,F401,F403
 from .ops import ShapeError, Spec  # noqa: E402

@@ -1,6 +1,7 @@
 """NumPy reference kernels: matmul, im2col convolution and pooling, written for clarity."""
 
 from .conv import conv2d_backward_input, conv2d_backward_weight, conv2d_forward, conv2d_output_size
+from .index import index_add
 from .matmul import matmul
 from .pool import (
     avg_pool2d_backward,
@@ -13,6 +14,7 @@ from .softmax import log_softmax_nll
 
 __all__ = [
     "matmul",
+    "index_add",
     "log_softmax_nll",
     "conv2d_forward",
     "conv2d_backward_input",

@@ -52,25 +52,42 @@ def _padded_windows(
 def max_pool2d_forward(
     x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair, ceil_mode: bool
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Window maxima and the flat (row * W + col) input index of each; NaN wins, as in torch."""
+    """Window maxima and the flat (row * W + col) input index of each; NaN wins, as in torch.
+
+    Padding counts as -inf, so it never beats a real value; but a window whose real values
+    are all -inf would tie with its padding, so the index is then moved to the window's
+    first in-bounds tap (torch's answer). A window with no in-bounds tap at all (possible
+    with dilation) gets -inf and index -1, which the backward pass skips.
+    """
     n, c, h, w = x.shape
-    ho = pool_output_size(h, kernel[0], stride[0], padding[0], dilation[0], ceil_mode)
-    wo = pool_output_size(w, kernel[1], stride[1], padding[1], dilation[1], ceil_mode)
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
+    ho = pool_output_size(h, kh, sh, ph, dh, ceil_mode)
+    wo = pool_output_size(w, kw, sw, pw, dw, ceil_mode)
     win = _padded_windows(x, kernel, stride, padding, dilation, (ho, wo), -np.inf)
-    flat = win.reshape(n, c, ho, wo, kernel[0] * kernel[1])
+    flat = win.reshape(n, c, ho, wo, kh * kw)
     arg = flat.argmax(axis=-1)
     out = np.take_along_axis(flat, arg[..., None], axis=-1)[..., 0]
-    ki, kj = np.divmod(arg, kernel[1])
-    rows = np.arange(ho).reshape(ho, 1) * stride[0] + ki * dilation[0] - padding[0]
-    cols = np.arange(wo).reshape(1, wo) * stride[1] + kj * dilation[1] - padding[1]
-    return out, (rows * w + cols).astype(np.int64)
+    # (ho, wo, taps) geometry: the input row and column each tap of each window reads
+    tap_rows = np.arange(ho)[:, None] * sh - ph + np.arange(kh)[None, :] * dh  # (ho, kh)
+    tap_cols = np.arange(wo)[:, None] * sw - pw + np.arange(kw)[None, :] * dw  # (wo, kw)
+    rows = np.broadcast_to(tap_rows[:, None, :, None], (ho, wo, kh, kw)).reshape(ho, wo, kh * kw)
+    cols = np.broadcast_to(tap_cols[None, :, None, :], (ho, wo, kh, kw)).reshape(ho, wo, kh * kw)
+    inside = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
+    chosen_inside = np.take_along_axis(np.broadcast_to(inside, arg.shape + (kh * kw,)), arg[..., None], axis=-1)[..., 0]
+    arg = np.where(chosen_inside, arg, inside.argmax(axis=-1))
+    index = np.take_along_axis(np.broadcast_to(rows * w + cols, arg.shape + (kh * kw,)), arg[..., None], axis=-1)[
+        ..., 0
+    ]
+    index = np.where(inside.any(axis=-1), index, -1)
+    return out, index.astype(np.int64)
 
 
 def max_pool2d_backward(grad_out: np.ndarray, indices: np.ndarray, x_shape: tuple[int, ...]) -> np.ndarray:
     """Scatter-add each output gradient to the input position its maximum came from."""
     n, c, h, w = x_shape
     plane = (np.arange(n * c, dtype=np.int64) * (h * w)).reshape(n, c, 1, 1)
-    flat = np.bincount((indices + plane).ravel(), weights=grad_out.ravel(), minlength=n * c * h * w)
+    real = indices >= 0  # -1 marks a window with no input under it
+    flat = np.bincount((indices + plane)[real].ravel(), weights=grad_out[real].ravel(), minlength=n * c * h * w)
     return flat.astype(grad_out.dtype, copy=False).reshape(x_shape)
 
 

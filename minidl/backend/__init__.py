@@ -5,10 +5,11 @@ This is the bottom layer of minidl (with ``dtypes``). See ``device.py`` for devi
 """
 
 from .device import Device, array_module, cpu, device, device_of
-from .kernel_loader import register_cpu_kernels
+from .kernel_loader import register_cpu_kernels, register_cuda_kernels
 from .registry import kernel_choice, kernels_for, register_kernel, tables, use_kernel
 
 register_cpu_kernels()
+register_cuda_kernels()
 
 __all__ = [
     "Device",

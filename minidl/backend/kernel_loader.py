@@ -54,6 +54,14 @@ def _lazy(device_type: str, name: str, impl: str, module: str, attr: str):
     return first_call
 
 
+def _conv_forward_auto(x, w, stride, padding, dilation, groups):
+    """conv2d forward by whichever kernel measured faster for this shape class: im2col + BLAS
+    for at most 27 taps per output (a first layer on 1-3 channels), Numba otherwise."""
+    table = tables["cpu"]
+    impl = "reference" if w.shape[1] * w.shape[2] * w.shape[3] <= 27 else "numba"
+    return table.impls["conv2d_forward"][impl](x, w, stride, padding, dilation, groups)
+
+
 def register_cpu_kernels() -> None:
     """Register the NumPy reference kernels, and the Numba-backed ones (imported lazily, so
     that ``import minidl`` does not import Numba until a kernel that needs it runs)."""
@@ -69,9 +77,21 @@ def register_cpu_kernels() -> None:
         "avg_pool2d_forward",
         "avg_pool2d_backward",
         "log_softmax_nll",
+        "index_add",
     ):
         register_kernel("cpu", name, "reference", getattr(ref, name))
+    # matmul: OpenBLAS (through NumPy) beats the Numba GEMM at every size measured on the
+    # reference machine (benchmarks/results/kernels.md), so it is the default; 'numba' and
+    # 'reference' stay selectable.
+    register_kernel("cpu", "matmul", "numba", _lazy("cpu", "matmul", "numba", "cpu.gemm", "matmul"))
     register_kernel("cpu", "matmul", "blas", _lazy("cpu", "matmul", "blas", "cpu.matmul", "matmul"), default=True)
+    # convolution and pooling: the Numba kernels win on every measured shape, except the
+    # forward pass of a layer with very few taps, where im2col + BLAS is faster ('auto').
+    for name in ("conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight"):
+        register_kernel("cpu", name, "numba", _lazy("cpu", name, "numba", "cpu.conv", name), default=True)
+    register_kernel("cpu", "conv2d_forward", "auto", _conv_forward_auto, default=True)
+    for name in ("max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward"):
+        register_kernel("cpu", name, "numba", _lazy("cpu", name, "numba", "cpu.pool", name), default=True)
     register_kernel(
         "cpu",
         "log_softmax_nll",
@@ -80,3 +100,28 @@ def register_cpu_kernels() -> None:
         default=True,
     )
     register_kernel("cpu", "erf", "numba", _lazy("cpu", "erf", "numba", "cpu.special", "erf"))
+
+
+# kernel name -> module of minidl.kernels.cuda that defines it
+CUDA_KERNELS = {
+    "matmul": "cuda.matmul",
+    "conv2d_forward": "cuda.conv",
+    "conv2d_backward_input": "cuda.conv",
+    "conv2d_backward_weight": "cuda.conv",
+    "max_pool2d_forward": "cuda.pool",
+    "max_pool2d_backward": "cuda.pool",
+    "avg_pool2d_forward": "cuda.pool",
+    "avg_pool2d_backward": "cuda.pool",
+    "log_softmax_nll": "cuda.softmax",
+    "erf": "cuda.special",
+    "index_add": "cuda.index",
+}
+
+
+def register_cuda_kernels() -> None:
+    """Register the CUDA kernels ('raw', compiled from ``kernels/cuda/*.cu`` by CuPy) and
+    cuBLAS ('cublas', through ``cupy.matmul``) as the reference matmul. Nothing is imported
+    until a CUDA tensor calls a kernel, so this costs nothing on a machine without a GPU."""
+    for name, module in CUDA_KERNELS.items():
+        register_kernel("cuda", name, "raw", _lazy("cuda", name, "raw", module, name))
+    register_kernel("cuda", "matmul", "cublas", _lazy("cuda", "matmul", "cublas", "cuda.matmul", "matmul_cublas"))

@@ -85,7 +85,7 @@ class LeakyRelu(Activation):
 
     @staticmethod
     def forward(x, negative_slope=0.01):
-        return np.where(x > 0, x, x * np.asarray(negative_slope, dtype=x.dtype))
+        return np.where(x > 0, x, x * x.dtype.type(negative_slope))
 
     @staticmethod
     def vjp(ctx, g):
@@ -97,7 +97,7 @@ class Elu(Activation):
 
     @staticmethod
     def forward(x, alpha=1.0):
-        return np.where(x > 0, x, np.expm1(np.minimum(x, 0)) * np.asarray(alpha, dtype=x.dtype))
+        return np.where(x > 0, x, np.expm1(np.minimum(x, 0)) * x.dtype.type(alpha))
 
     @staticmethod
     def vjp(ctx, g):
@@ -157,8 +157,8 @@ class Softplus(Activation):
 
     @staticmethod
     def forward(x, beta=1.0, threshold=20.0):
-        bx = x * np.asarray(beta, dtype=x.dtype)
-        soft = np.logaddexp(0, bx) / np.asarray(beta, dtype=x.dtype)
+        bx = x * x.dtype.type(beta)
+        soft = np.logaddexp(0, bx) / x.dtype.type(beta)
         return np.where(bx > threshold, x, soft)
 
     @staticmethod

@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 
 from .. import dtypes
+from ..backend.device import array_module
+from ..backend.registry import kernels_for
 from ..errors import DTypeError
 from ..tape import grad_state
 from ..tensor import Tensor
@@ -70,6 +72,13 @@ def normalize_index(index: Any) -> tuple:
     return tuple(out)
 
 
+def on_device(index: tuple, xp) -> tuple:
+    """The index with its integer arrays on the device of the array module ``xp``."""
+    if xp is np:
+        return index
+    return tuple(xp.asarray(i) if hasattr(i, "dtype") and getattr(i, "ndim", 0) else i for i in index)
+
+
 def is_basic(index: tuple) -> bool:
     return all(isinstance(i, _BASIC) for i in index)
 
@@ -90,7 +99,7 @@ class GetItem(Op):
 
     @staticmethod
     def forward(x, index):
-        return x[index]
+        return x[on_device(index, array_module(x))]
 
     @staticmethod
     def vjp(ctx, g):
@@ -114,11 +123,12 @@ class IndexAddTo(Op):
 
     @staticmethod
     def forward(g, index, shape):
-        out = np.zeros(shape, dtype=g.dtype)
+        xp = array_module(g)
+        out = xp.zeros(shape, dtype=g.dtype)
         if is_basic(index):
             out[index] = g
         else:
-            np.add.at(out, index, g)
+            kernels_for(g).index_add(out, on_device(index, xp), g)
         return out
 
     @staticmethod
@@ -139,12 +149,12 @@ class IndexPut(Op):
     @staticmethod
     def forward(x, v, index):
         out = x.copy()
-        out[index] = v
+        out[on_device(index, array_module(x))] = v
         return out
 
     @staticmethod
     def forward_inplace(x, v, index):
-        x[index] = v
+        x[on_device(index, array_module(x))] = v
         return x
 
     @staticmethod
@@ -214,10 +224,11 @@ class ScatterAdd(Op):
 
     @staticmethod
     def forward(x, index, src, dim):
+        xp = array_module(x)
         out = x.copy()
-        coords = list(np.ogrid[tuple(slice(s) for s in index.shape)])
+        coords = list(xp.ogrid[tuple(slice(s) for s in index.shape)])
         coords[dim] = index
-        np.add.at(out, tuple(coords), src[tuple(slice(0, s) for s in index.shape)])
+        kernels_for(x).index_add(out, tuple(coords), src[tuple(slice(0, s) for s in index.shape)])
         return out
 
     @staticmethod
@@ -272,7 +283,7 @@ def setitem(x: Tensor, index: Any, value: Any) -> None:
     index = normalize_index(index)
     if not isinstance(value, Tensor):
         if isinstance(value, (list, tuple, np.ndarray)):
-            value = Tensor(np.asarray(value, dtype=x._data.dtype))
+            value = Tensor(array_module(x._data).asarray(value, dtype=x._data.dtype))
         elif not isinstance(value, (int, float, bool, np.number)):
             raise TypeError(f"index assignment: cannot assign a {type(value).__name__}; use a tensor or a number")
     recording = grad_state.enabled and (x._rg or (isinstance(value, Tensor) and value._rg))

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ..backend.device import array_module
 from ..errors import ShapeError
 from ..tensor import Tensor
 from . import reduce
@@ -46,7 +47,7 @@ class Copy(Op):
 
     @staticmethod
     def forward(x, src):
-        return np.broadcast_to(np.asarray(src, dtype=x.dtype), x.shape)
+        return np.broadcast_to(array_module(x).asarray(src, dtype=x.dtype), x.shape)
 
     @staticmethod
     def vjp(ctx, g):

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..backend.device import array_module
 from ..backend.registry import kernels_for
 from ..errors import ShapeError
 from ..tape import grad_state
@@ -43,9 +44,10 @@ class CrossEntropy(Op):
         if weight is None and counted == x.shape[0]:
             w, safe, total = None, target, counted  # the common case: every row counts once
         else:
+            xp = array_module(x)
             keep = target != ignore_index
-            safe = np.where(keep, target, 0)
-            w = (np.ones(safe.shape, x.dtype) if weight is None else weight[safe].astype(x.dtype)) * keep
+            safe = xp.where(keep, target, 0)
+            w = (xp.ones(safe.shape, x.dtype) if weight is None else weight[safe].astype(x.dtype)) * keep
             losses = losses * w
             total = w.sum()
         if reduction == "none":
@@ -64,8 +66,9 @@ class CrossEntropy(Op):
             p = softmax(x, 1)
         else:
             p = Tensor._wrap(np.exp(saved["logp"]))
-        onehot = np.zeros(x.shape, dtype=saved["logp"].dtype)
-        onehot[np.arange(x.shape[0]), saved["safe"]] = 1
+        xp = array_module(saved["logp"])
+        onehot = xp.zeros(x.shape, dtype=saved["logp"].dtype)
+        onehot[xp.arange(x.shape[0]), saved["safe"]] = 1
         if reduction == "none":
             g = g.unsqueeze(1)
         w = saved["w"]

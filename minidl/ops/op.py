@@ -290,7 +290,7 @@ def apply_inplace(op: type[Op], target: Tensor, *others: Any, **attrs: Any) -> T
     saved = None
     if op.saves:
         out, saved = out
-    out_dtype = np.asarray(out).dtype
+    out_dtype = out.dtype if hasattr(out, "dtype") else np.asarray(out).dtype
     if out_dtype != data.dtype and not _can_cast_inplace(out_dtype, data.dtype):
         result = dtypes.result_type(*(_operand_kind(x) for x in (target, *others)))
         if op.float_result and result.category < 2:

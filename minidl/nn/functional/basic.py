@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ... import dtypes
+from ...backend.device import array_module
 from ...errors import DTypeError
 from ...ops import creation, linalg
 from ...ops.arith import where
@@ -25,7 +26,7 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
     if p == 1.0:
         return input * 0.0
     keep = creation.generator().random(input.shape) >= p
-    mask = Tensor((keep / (1.0 - p)).astype(input._data.dtype))
+    mask = Tensor(array_module(input._data).asarray((keep / (1.0 - p)).astype(input._data.dtype)))
     if inplace:
         return input.mul_(mask)
     return input * mask
@@ -44,8 +45,9 @@ def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
         num_classes = int(labels.max()) + 1 if labels.size else 0
     elif labels.size and labels.max() >= num_classes:
         raise ValueError(f"one_hot: class value {int(labels.max())} is not smaller than num_classes={num_classes}")
-    out = np.zeros(labels.shape + (num_classes,), dtype=np.int64)
-    np.put_along_axis(out, labels[..., None].astype(np.int64), 1, axis=-1)
+    xp = array_module(labels)
+    out = xp.zeros(labels.shape + (num_classes,), dtype=np.int64)
+    xp.put_along_axis(out, labels[..., None].astype(np.int64), 1, axis=-1)
     return Tensor(out)
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from ...backend.device import array_module
 from ...errors import DomainError, DTypeError
 from ...ops import loss as loss_ops
 from ...ops.activation import softplus
@@ -136,16 +137,17 @@ def nll_loss(
     _check_classes("nll_loss", input.shape[1], target, weight, ignore_index)
     t = target._data
     valid = t != ignore_index
-    safe = np.where(valid, t, 0).astype(np.int64)
-    picked = input.gather(1, Tensor(np.expand_dims(safe, 1))).squeeze(1)
-    w = weight._data[safe] if weight is not None else np.ones(safe.shape, dtype=input._data.dtype)
-    w = np.where(valid, w, 0).astype(input._data.dtype)
+    xp = array_module(t)
+    safe = xp.where(valid, t, 0).astype(np.int64)
+    picked = input.gather(1, Tensor(xp.expand_dims(safe, 1))).squeeze(1)
+    w = weight._data[safe] if weight is not None else xp.ones(safe.shape, dtype=input._data.dtype)
+    w = xp.where(valid, w, 0).astype(input._data.dtype)
     loss = -picked * Tensor(w)
     if reduction == "none":
         return loss.squeeze(0) if unbatched else loss
     if reduction == "sum":
         return loss.sum()
-    return loss.sum() / Tensor(np.asarray(w.sum(), dtype=w.dtype))
+    return loss.sum() / Tensor(xp.asarray(w.sum(), dtype=w.dtype))
 
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -210,7 +212,7 @@ def cross_entropy(
     nll = nll_loss(logp, target, weight, ignore_index, reduction)
     if label_smoothing == 0:
         return nll
-    ignored = Tensor(np.asarray(target._data == ignore_index))
+    ignored = Tensor(target._data == ignore_index)
     per_class = logp * weight.reshape(w_shape) if weight is not None else logp
     smooth = where(ignored, 0.0, -per_class.sum(class_dim))
     if reduction == "mean":

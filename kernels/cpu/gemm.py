@@ -1,0 +1,354 @@
+"""A packed, cache-blocked, register-tiled matrix multiply in Numba (the GotoBLAS design).
+
+``C = A @ B`` costs 2 M N K flops but only M K + K N + M N memory. Doing it fast means
+making every value loaded from memory feed as many multiply-adds as possible. Three levels:
+
+1. **Register tile (the micro-kernel).** An MR x NR block of C (8 x 32 in float32) lives in
+   16 AVX-512 registers for a whole sweep over k. Each step loads MR values of A and NR
+   values of B and performs MR x NR fused multiply-adds: 40 loads feed 256 FMAs. The
+   micro-kernels are generated straight-line code (``gemm_codegen.py``) so that LLVM's SLP
+   vectorizer can put the accumulators in registers; Numba switches that vectorizer off by
+   default, so this module turns it on while it compiles (``_compile``).
+2. **Packing.** The micro-kernel reads A as MR-row panels and B as NR-column panels, each
+   stored contiguously in the order it is consumed (``_pack_a``, ``_pack_b``). Packing copies
+   O(MK + KN) values to make the O(MNK) loop read memory sequentially, whatever the
+   original strides (a transposed operand costs nothing extra), and pads edges with zeros.
+3. **Cache blocking.** K is cut into KC = 512 slices, so that a B micro-panel (KC x NR)
+   stays in L1 while the micro-kernel sweeps down an MC x KC block of packed A that stays in
+   L2; N is cut into NC-column panels of B that stay in L3.
+
+Parallelism: for each (NC, KC) panel, the work items -- MC-row blocks of C, further split by
+columns when there are fewer blocks than threads (skinny products such as 64 x 784) -- run
+under ``prange``; each item packs its own block of A. Batched products run one matrix per
+thread when there are enough of them.
+
+Compile cost: a micro-kernel takes several seconds to compile, so every kernel here is
+compiled once per dtype for one array layout ('A', any strides) and cached on disk
+(``cache=True``); a warm process only loads the cache.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+
+import numba
+import numba.extending
+import numpy as np
+
+from . import gemm_micro
+
+# ``contract`` allows fused multiply-add. ``reassoc`` is left out on purpose: with it LLVM
+# vectorizes the k-reduction instead of the tile and spills registers.
+FASTMATH = frozenset({"nsz", "arcp", "contract", "afn"})
+MC, KC, NC = 96, 512, 512
+
+
+def _jit(fn=None, **options):
+    """``numba.njit`` with this module's options; usable as ``@_jit`` or ``@_jit(parallel=True)``."""
+    decorate = numba.njit(cache=True, fastmath=set(FASTMATH), **options)
+    return decorate if fn is None else decorate(fn)
+
+
+micro_f32 = _jit(gemm_micro.micro_f32)
+micro_f64 = _jit(gemm_micro.micro_f64)
+
+
+def micro(kc, ap, bp, c, c_off, ldc, mr, nr, tile, add):
+    """The micro-kernel for the arrays' dtype, chosen when the caller is compiled."""
+    raise NotImplementedError("micro is only callable from compiled code")
+
+
+@numba.extending.overload(micro, jit_options={"cache": True, "fastmath": set(FASTMATH)})
+def _micro_for_dtype(kc, ap, bp, c, c_off, ldc, mr, nr, tile, add):
+    # Resolved during type inference, so the drivers below are written once for both
+    # dtypes and still cache on disk (a jitted function passed as an *argument* would put
+    # the dispatcher object into the signature, which no later process can match).
+    if ap.dtype == numba.types.float32:
+        return lambda kc, ap, bp, c, c_off, ldc, mr, nr, tile, add: micro_f32(
+            kc, ap, bp, c, c_off, ldc, mr, nr, tile, add
+        )
+    if ap.dtype == numba.types.float64:
+        return lambda kc, ap, bp, c, c_off, ldc, mr, nr, tile, add: micro_f64(
+            kc, ap, bp, c, c_off, ldc, mr, nr, tile, add
+        )
+    return None
+
+
+@_jit
+def _pack_a(a, i0, mc, p0, kc, mr, ap):
+    """Rows i0..i0+mc, columns p0..p0+kc of A, as MR-row panels: ap[panel][k][i].
+
+    The copy walks A along its contiguous direction -- a row at a time when rows are
+    contiguous, a column at a time when A is a transposed view -- so that each load is a
+    contiguous run (scalar, strided loads made packing cost a quarter of the whole GEMM).
+    """
+    rows_contiguous = a.strides[1] == a.itemsize
+    for panel in range(0, mc, mr):
+        base = panel * kc
+        rows = min(mr, mc - panel)
+        if rows < mr:
+            ap[base : base + kc * mr] = 0.0
+        if rows_contiguous:
+            for i in range(rows):
+                ap[base + i : base + kc * mr : mr] = a[i0 + panel + i, p0 : p0 + kc]
+        else:
+            for k in range(kc):
+                ap[base + k * mr : base + k * mr + rows] = a[i0 + panel : i0 + panel + rows, p0 + k]
+
+
+@_jit
+def _pack_b(b, p0, kc, j0, nc, nr, bp):
+    """Rows p0..p0+kc, columns j0..j0+nc of B, as NR-column panels: bp[panel][k][j]
+    (walked, like ``_pack_a``, along B's contiguous direction)."""
+    rows_contiguous = b.strides[1] == b.itemsize
+    for panel in range(0, nc, nr):
+        base = panel * kc
+        cols = min(nr, nc - panel)
+        if cols < nr:
+            bp[base : base + kc * nr] = 0.0
+        if rows_contiguous:
+            for k in range(kc):
+                bp[base + k * nr : base + k * nr + cols] = b[p0 + k, j0 + panel : j0 + panel + cols]
+        else:
+            for j in range(cols):
+                bp[base + j : base + kc * nr : nr] = b[p0 : p0 + kc, j0 + panel + j]
+
+
+@_jit
+def _tiles(mc, nc, kc, mr, nr, ap, bp, c, ldc, c_row, c_col, tile, add):
+    """C[c_row:c_row+mc, c_col:c_col+nc] (+)= (packed A block) @ (packed B block).
+
+    The B micro-panel (KC x NR) stays in L1 while the micro-kernel sweeps down the A block's
+    MR-row panels, which stay in L2.
+    """
+    for col in range(0, nc, nr):
+        b_panel = bp[col * kc : (col + nr) * kc]
+        for row in range(0, mc, mr):
+            c_off = (c_row + row) * ldc + c_col + col
+            micro(
+                kc,
+                ap[row * kc : (row + mr) * kc],
+                b_panel,
+                c,
+                c_off,
+                ldc,
+                min(mr, mc - row),
+                min(nr, nc - col),
+                tile,
+                add,
+            )
+
+
+@_jit
+def _split(m, n, mr, nr, nthreads):
+    """How to cut C into work items: (row blocks, column blocks), counted in micro-panels.
+
+    About MC rows per row block, the count rounded up to a multiple of the thread count;
+    then columns are cut until there are at least two items per thread. Block b of B blocks
+    over P panels covers panels [b P // B, (b + 1) P // B), so blocks differ by at most one
+    panel and the threads finish together.
+    """
+    panels_m = (m + mr - 1) // mr
+    panels_n = (n + nr - 1) // nr
+    row_blocks = min(panels_m, (m + MC - 1) // MC)
+    if row_blocks % nthreads and panels_m >= nthreads:
+        row_blocks = min(panels_m, row_blocks + nthreads - row_blocks % nthreads)
+    col_blocks = 1
+    while row_blocks * col_blocks < 2 * nthreads and col_blocks < panels_n:
+        col_blocks += 1
+    return row_blocks, col_blocks
+
+
+@_jit(parallel=True)
+def _gemm_parallel(mr, nr, a, b, c, nthreads, scratch):
+    """C = A B on all threads: pack A and B once (in parallel), then let each work item
+    sweep all of K for its block of C, which therefore stays in cache between K slices.
+
+    ``scratch`` holds the packed copies; it is reused from call to call, because touching a
+    fresh multi-megabyte buffer costs a page fault per 4 KB (a fifth of a 2048^3 product).
+    """
+    m, k = a.shape
+    n = b.shape[1]
+    blocks_k = (k + KC - 1) // KC
+    rows_a = ((m + mr - 1) // mr) * mr
+    cols_b = ((n + nr - 1) // nr) * nr
+    ap = scratch[: blocks_k * rows_a * KC].reshape(blocks_k, rows_a * KC)
+    bp = scratch[blocks_k * rows_a * KC : blocks_k * (rows_a + cols_b) * KC].reshape(blocks_k, cols_b * KC)
+    panels_a, panels_b = rows_a // mr, cols_b // nr
+    for task in numba.prange(blocks_k * (panels_a + panels_b)):
+        blk, p = task // (panels_a + panels_b), task % (panels_a + panels_b)
+        pc = blk * KC
+        kc = min(KC, k - pc)
+        if p < panels_a:
+            i0 = p * mr
+            _pack_a(a, i0, min(mr, m - i0), pc, kc, mr, ap[blk, i0 * kc : (i0 + mr) * kc])
+        else:
+            j0 = (p - panels_a) * nr
+            _pack_b(b, pc, kc, j0, min(nr, n - j0), nr, bp[blk, j0 * kc : (j0 + nr) * kc])
+    row_blocks, col_blocks = _split(m, n, mr, nr, nthreads)
+    cflat = c.reshape(-1)
+    for item in numba.prange(row_blocks * col_blocks):
+        rb, cb = item // col_blocks, item % col_blocks
+        ic = (rb * panels_a // row_blocks) * mr
+        jc = (cb * panels_b // col_blocks) * nr
+        mc = min(((rb + 1) * panels_a // row_blocks) * mr, m) - ic
+        nc = min(((cb + 1) * panels_b // col_blocks) * nr, n) - jc
+        tile = np.empty((mr, nr), dtype=c.dtype)
+        for blk in range(blocks_k):
+            kc = min(KC, k - blk * KC)
+            _tiles(mc, nc, kc, mr, nr, ap[blk, ic * kc :], bp[blk, jc * kc :], cflat, n, ic, jc, tile, blk > 0)
+
+
+@_jit
+def _gemm_serial(mr, nr, a, b, c):
+    """C = A B on the calling thread, packing block by block (for batches of small products)."""
+    m, k = a.shape
+    n = b.shape[1]
+    tile = np.empty((mr, nr), dtype=c.dtype)
+    ap = np.empty(((min(MC, m) + mr - 1) // mr) * mr * KC, dtype=c.dtype)
+    bp = np.empty(((min(NC, n) + nr - 1) // nr) * nr * KC, dtype=c.dtype)
+    cflat = c.reshape(-1)
+    for jc in range(0, n, NC):
+        nc = min(NC, n - jc)
+        for pc in range(0, k, KC):
+            kc = min(KC, k - pc)
+            _pack_b(b, pc, kc, jc, nc, nr, bp)
+            for ic in range(0, m, MC):
+                mc = min(MC, m - ic)
+                _pack_a(a, ic, mc, pc, kc, mr, ap)
+                _tiles(mc, nc, kc, mr, nr, ap, bp, cflat, n, ic, jc, tile, pc > 0)
+
+
+@_jit(parallel=True)
+def _gemm_batched(mr, nr, a, b, c, a_index, b_index):
+    """One matrix of the batch per thread: C[i] = A[a_index[i]] @ B[b_index[i]]."""
+    for i in numba.prange(c.shape[0]):
+        _gemm_serial(mr, nr, a[a_index[i]], b[b_index[i]], c[i])
+
+
+_TILE = {np.dtype(np.float32): gemm_micro.MICRO_F32_TILE, np.dtype(np.float64): gemm_micro.MICRO_F64_TILE}
+
+
+_compiled: set[np.dtype] = set()
+
+
+@contextlib.contextmanager
+def slp_vectorize():
+    """Numba reads ``SLP_VECTORIZE`` when it compiles: switch it on around calls that may
+    compile this package's micro-kernels (and off again: Numba keeps it off by default
+    because of miscompilations elsewhere, so the kernels here are tested against NumPy)."""
+    previous = numba.config.SLP_VECTORIZE
+    numba.config.SLP_VECTORIZE = 1
+    try:
+        yield
+    finally:
+        numba.config.SLP_VECTORIZE = previous
+
+
+def _ensure_compiled(dtype: np.dtype) -> None:
+    """Compile (or load from the disk cache) the drivers for ``dtype``, once per process.
+
+    They are compiled for operands of *any* layout ('A'); Numba then passes C- or
+    F-contiguous arrays to the same machine code instead of compiling a specialization for
+    each layout (each would cost the micro-kernel's compile time again). The result is
+    always C-contiguous, which lets the micro-kernel store whole rows of its tile at once. Numba reads
+    ``SLP_VECTORIZE`` at compile time, so it is switched on around the compilation.
+    """
+    if dtype in _compiled:
+        return
+    t = numba.from_dtype(dtype)
+    mat, stack = numba.types.Array(t, 2, "A"), numba.types.Array(t, 3, "A")
+    out, out_stack = numba.types.Array(t, 2, "C"), numba.types.Array(t, 3, "C")
+    index = numba.types.Array(numba.types.int64, 1, "C")
+    flat = numba.types.Array(t, 1, "C")
+    i64 = numba.types.int64
+    with slp_vectorize():
+        for driver, signature in (
+            (_gemm_parallel, (i64, i64, mat, mat, out, i64, flat)),
+            (_gemm_batched, (i64, i64, stack, stack, out_stack, index, index)),
+        ):
+            driver.disable_compile(False)
+            driver.compile(signature)
+            # From now on every call, whatever its arrays' layout, runs this machine code:
+            # a C-contiguous array converts to an 'A' one; nothing compiles without SLP.
+            driver.disable_compile(True)
+    _compiled.add(dtype)
+
+
+def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``a @ b`` for float32 or float64 with NumPy's semantics (1-D, 2-D, broadcast batches).
+
+    ``out``, if given, must have the result's shape and dtype and is overwritten.
+    """
+    if a.dtype != b.dtype or a.dtype not in _TILE:
+        raise TypeError(f"gemm: expected two float32 or two float64 arrays, got {a.dtype} and {b.dtype}")
+    squeeze = []
+    if a.ndim == 1:
+        a = a[None, :]
+        squeeze.append(-2)
+    if b.ndim == 1:
+        b = b[:, None]
+        squeeze.append(-1)
+    if a.shape[-1] != b.shape[-2]:
+        raise ValueError(f"gemm: shapes {a.shape} and {b.shape} cannot be multiplied")
+    m, n = a.shape[-2], b.shape[-1]
+    batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    shape = batch + (m, n)
+    result_shape = tuple(s for i, s in enumerate(shape) if i - len(shape) not in squeeze)
+    if out is not None and (out.shape != result_shape or out.dtype != a.dtype):
+        raise ValueError(f"gemm: out has shape {out.shape} and dtype {out.dtype}; expected {result_shape}, {a.dtype}")
+    if out is not None and out.flags.c_contiguous:
+        c = out.reshape(shape)
+    else:
+        c = np.empty(shape, dtype=a.dtype)
+    if c.size and a.shape[-1]:
+        _run(a, b, c, batch)
+    elif c.size:
+        c[...] = 0  # an empty sum
+    if out is None:
+        return c.reshape(result_shape)
+    if c.base is not out and c is not out:
+        out[...] = c.reshape(result_shape)
+    return out
+
+
+_scratch: dict[np.dtype, np.ndarray] = {}
+
+
+def scratch(dtype: np.dtype, size: int) -> np.ndarray:
+    """A reusable 1-D buffer of at least ``size`` elements (grown by half again when short)."""
+    buf = _scratch.get(dtype)
+    if buf is None or buf.size < size:
+        buf = np.empty(max(size, int(1.5 * (0 if buf is None else buf.size))), dtype=dtype)
+        _scratch[dtype] = buf
+    return buf
+
+
+def _packed_size(m: int, k: int, n: int, mr: int, nr: int) -> int:
+    blocks_k = -(-k // KC)
+    return blocks_k * (-(-m // mr) * mr + -(-n // nr) * nr) * KC
+
+
+def _run(a: np.ndarray, b: np.ndarray, c: np.ndarray, batch: tuple) -> None:
+    _ensure_compiled(a.dtype)
+    mr, nr = _TILE[a.dtype]
+    nthreads = numba.get_num_threads()
+    m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
+    if not batch:
+        _gemm_parallel(mr, nr, a, b, c, nthreads, scratch(a.dtype, _packed_size(m, k, n, mr, nr)))
+        return
+    count = math.prod(batch)
+    a3 = a.reshape((-1,) + a.shape[-2:])
+    b3 = b.reshape((-1,) + b.shape[-2:])
+    # which matrix of A and of B each output matrix uses (broadcast batch dimensions repeat)
+    a_index = np.broadcast_to(np.arange(a3.shape[0]).reshape(a.shape[:-2]), batch).flatten()
+    b_index = np.broadcast_to(np.arange(b3.shape[0]).reshape(b.shape[:-2]), batch).flatten()
+    c3 = c.reshape((count,) + c.shape[-2:])
+    flops = 2 * c3.shape[1] * c3.shape[2] * a.shape[-1]
+    if count >= nthreads and flops < 2 * KC * MC * NC:
+        _gemm_batched(mr, nr, a3, b3, c3, a_index, b_index)
+    else:
+        buf = scratch(a.dtype, _packed_size(m, k, n, mr, nr))
+        for i in range(count):
+            _gemm_parallel(mr, nr, a3[a_index[i]], b3[b_index[i]], c3[i], nthreads, buf)
