@@ -157,7 +157,7 @@ t = time.perf_counter(); import minidl.kernels.cpu.gemm as gemm, minidl.kernels.
 for dtype in ("float32", "float64"):
     a = np.ones((40, 40), dtype)
     t = time.perf_counter(); gemm.matmul(a, a); out[f"matmul {dtype}"] = time.perf_counter() - t
-    x, w, g = np.ones((2, 3, 8, 8), dtype), np.ones((4, 3, 3, 3), dtype), np.ones((2, 4, 8, 8), dtype)
+    x, w, g = np.ones((2, 8, 8, 8), dtype), np.ones((16, 8, 3, 3), dtype), np.ones((2, 16, 8, 8), dtype)
     args = ((1, 1), (1, 1), (1, 1), 1)
     t = time.perf_counter(); conv.conv2d_forward(x, w, *args); out[f"conv2d forward {dtype}"] = time.perf_counter() - t
     t = time.perf_counter(); conv.conv2d_backward_input(g, w, x.shape, *args); out[f"conv2d backward input {dtype}"] = time.perf_counter() - t
@@ -286,11 +286,13 @@ def _plot(mm_table, conv_table) -> None:
     axes[0].legend(fontsize=8)
     labels = [r[0].replace("conv ", "") for r in conv_table]
     y = np.arange(len(labels))
-    for offset, col, lib in ((-0.25, 1, "Numba"), (0.0, 2, "im2col+BLAS"), (0.25, 3, "torch")):
-        axes[1].barh(y + offset, [float(r[col]) for r in conv_table], height=0.25, label=lib)
+    torch_ms = np.array([float(r[3]) for r in conv_table])
+    for offset, col, lib in ((-0.2, 1, "Numba"), (0.2, 2, "im2col+BLAS")):
+        axes[1].barh(y + offset, torch_ms / np.array([float(r[col]) for r in conv_table]), height=0.4, label=lib)
+    axes[1].axvline(1.0, color="black", linestyle="--", linewidth=1, label="torch (oneDNN)")
     axes[1].set_yticks(y, labels, fontsize=7)
-    axes[1].set_xlabel("ms (lower is better)")
-    axes[1].set_title("conv2d 3x3")
+    axes[1].set_xlabel("speed relative to torch (higher is better)")
+    axes[1].set_title("conv2d 3x3, padding 1, float32")
     axes[1].legend(fontsize=8)
     fig.tight_layout()
     tmp = RESULTS / "kernels.tmp.png"

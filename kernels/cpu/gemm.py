@@ -42,6 +42,8 @@ from . import gemm_micro
 # vectorizes the k-reduction instead of the tile and spills registers.
 FASTMATH = frozenset({"nsz", "arcp", "contract", "afn"})
 MC, KC, NC = 96, 512, 512
+C_BLOCK_BYTES = 512 * 1024
+NC_PANEL = 1024  # columns of C per outer panel in the parallel driver
 
 
 def _jit(fn=None, **options):
@@ -141,20 +143,23 @@ def _tiles(mc, nc, kc, mr, nr, ap, bp, c, ldc, c_row, c_col, tile, add):
 
 
 @_jit
-def _split(m, n, mr, nr, nthreads):
+def _split(m, n, mr, nr, nthreads, itemsize):
     """How to cut C into work items: (row blocks, column blocks), counted in micro-panels.
 
     About MC rows per row block, the count rounded up to a multiple of the thread count;
     then columns are cut until there are at least two items per thread. Block b of B blocks
     over P panels covers panels [b P // B, (b + 1) P // B), so blocks differ by at most one
-    panel and the threads finish together.
+    panel and the threads finish together. Column blocks are also kept narrow enough that a
+    block of C (about C_BLOCK_BYTES) stays in L2 while its item sweeps K.
     """
     panels_m = (m + mr - 1) // mr
     panels_n = (n + nr - 1) // nr
     row_blocks = min(panels_m, (m + MC - 1) // MC)
     if row_blocks % nthreads and panels_m >= nthreads:
         row_blocks = min(panels_m, row_blocks + nthreads - row_blocks % nthreads)
-    col_blocks = 1
+    # a block of C stays in L2 while its item sweeps K: keep it to about half a megabyte
+    widest = max(1, (C_BLOCK_BYTES // (MC * itemsize)) // nr)
+    col_blocks = min(panels_n, (panels_n + widest - 1) // widest)
     while row_blocks * col_blocks < 2 * nthreads and col_blocks < panels_n:
         col_blocks += 1
     return row_blocks, col_blocks
@@ -162,8 +167,8 @@ def _split(m, n, mr, nr, nthreads):
 
 @_jit(parallel=True)
 def _gemm_parallel(mr, nr, a, b, c, nthreads, scratch):
-    """C = A B on all threads: pack A and B once (in parallel), then let each work item
-    sweep all of K for its block of C, which therefore stays in cache between K slices.
+    """C = A B on all threads: pack A and B once (in parallel), then compute C panel by panel
+    and K slice by K slice, the blocks of each (panel, slice) shared out among the threads.
 
     ``scratch`` holds the packed copies; it is reused from call to call, because touching a
     fresh multi-megabyte buffer costs a page fault per 4 KB (a fifth of a 2048^3 product).
@@ -186,18 +191,24 @@ def _gemm_parallel(mr, nr, a, b, c, nthreads, scratch):
         else:
             j0 = (p - panels_a) * nr
             _pack_b(b, pc, kc, j0, min(nr, n - j0), nr, bp[blk, j0 * kc : (j0 + nr) * kc])
-    row_blocks, col_blocks = _split(m, n, mr, nr, nthreads)
+    # Column panels of NC_PANEL outermost, then K slices: a slice of B (KC x NC_PANEL) is read
+    # from memory once and shared, from L3, by every row block that runs over it; each row
+    # block's tile of C is revisited once per K slice while still in cache.
     cflat = c.reshape(-1)
-    for item in numba.prange(row_blocks * col_blocks):
-        rb, cb = item // col_blocks, item % col_blocks
-        ic = (rb * panels_a // row_blocks) * mr
-        jc = (cb * panels_b // col_blocks) * nr
-        mc = min(((rb + 1) * panels_a // row_blocks) * mr, m) - ic
-        nc = min(((cb + 1) * panels_b // col_blocks) * nr, n) - jc
-        tile = np.empty((mr, nr), dtype=c.dtype)
+    for jc0 in range(0, n, NC_PANEL):
+        width = min(NC_PANEL, n - jc0)
+        panels = (width + nr - 1) // nr
+        row_blocks, col_blocks = _split(m, width, mr, nr, nthreads, c.itemsize)
         for blk in range(blocks_k):
             kc = min(KC, k - blk * KC)
-            _tiles(mc, nc, kc, mr, nr, ap[blk, ic * kc :], bp[blk, jc * kc :], cflat, n, ic, jc, tile, blk > 0)
+            for item in numba.prange(row_blocks * col_blocks):
+                rb, cb = item // col_blocks, item % col_blocks
+                ic = (rb * panels_a // row_blocks) * mr
+                jc = jc0 + (cb * panels // col_blocks) * nr
+                mc = min(((rb + 1) * panels_a // row_blocks) * mr, m) - ic
+                nc = min(jc0 + ((cb + 1) * panels // col_blocks) * nr, n) - jc
+                tile = np.empty((mr, nr), dtype=c.dtype)
+                _tiles(mc, nc, kc, mr, nr, ap[blk, ic * kc :], bp[blk, jc * kc :], cflat, n, ic, jc, tile, blk > 0)
 
 
 @_jit
