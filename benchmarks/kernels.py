@@ -9,6 +9,8 @@
 * conv2d 3x3 (padding 1) forward and forward+backward for (N, C, H, W, K) = (64,1,28,28,32),
   (64,32,14,14,64), (64,64,32,32,64), (32,128,28,28,128): the Numba implicit GEMM vs the
   NumPy im2col+BLAS reference vs torch (oneDNN);
+* mixed: a Numba convolution and a 64x3136 @ 3136x128 product back to back, with the matmul
+  on BLAS ('blas') and on minidl's default ('auto', one thread pool), against each alone;
 * compile cost: each kernel's first call with an empty Numba cache, and in a warm process.
 
 Each library runs in its own fresh process (an idle thread pool of one slows the other),
@@ -145,6 +147,38 @@ def _conv_steps(lib: str, x, wt, g, impl):
     return fwd, both
 
 
+def run_mixed_worker(impl: str, quick: bool) -> dict:
+    """A convolution then a matmul, as in a CNN's step, with matmul kernel ``impl``: each alone
+    and the two back to back (seconds)."""
+    from minidl.backend.kernel_loader import import_kernels
+
+    import_kernels()
+    import minidl.kernels.cpu.conv as numba_conv
+    import minidl.kernels.cpu.matmul as cpu_matmul
+
+    rng = np.random.default_rng(0)
+    reps, min_time = (2, 0.02) if quick else (7, 0.3)
+    x = rng.standard_normal((64, 32, 14, 14)).astype(np.float32)
+    w = rng.standard_normal((64, 32, 3, 3)).astype(np.float32)
+    a = rng.standard_normal((64, 3136)).astype(np.float32)
+    b = rng.standard_normal((3136, 128)).astype(np.float32)
+    matmul = cpu_matmul.matmul_auto if impl == "auto" else cpu_matmul.matmul
+
+    def conv():
+        numba_conv.conv2d_forward(x, w, (1, 1), (1, 1), (1, 1), 1)
+
+    def both():
+        conv()
+        matmul(a, b)
+
+    # each alone first, with a pause for idle threads to go to sleep in between
+    t_conv = _timeit(conv, min_time, reps)
+    time.sleep(0.5)
+    t_matmul = _timeit(lambda: matmul(a, b), min_time, reps)
+    time.sleep(0.5)
+    return {"conv alone": t_conv, "matmul alone": t_matmul, "conv then matmul": _timeit(both, min_time, reps)}
+
+
 def compile_costs() -> dict[str, float]:
     """First-call time of each kernel with an empty Numba cache, then in a warm process."""
     script = r"""
@@ -177,10 +211,15 @@ print(json.dumps(out))
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--worker", choices=["numba", "blas", "torch"], help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--worker", choices=["numba", "blas", "torch", "mixed-blas", "mixed-auto"], help=argparse.SUPPRESS
+    )
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(run_worker(args.worker, args.quick)))
+        if args.worker.startswith("mixed-"):
+            print(json.dumps(run_mixed_worker(args.worker.split("-")[1], args.quick)))
+        else:
+            print(json.dumps(run_worker(args.worker, args.quick)))
         return
 
     libs = ("numba", "blas", "torch")
@@ -246,6 +285,35 @@ def main() -> None:
                     f"{t['blas'] / t['numba']:.2f}",
                 ]
             )
+    mixed_table = []
+    for impl in ("blas", "auto"):
+        runs = [
+            json.loads(
+                subprocess.run(
+                    [sys.executable, __file__, "--worker", f"mixed-{impl}"] + (["--quick"] if args.quick else []),
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
+                .stdout.strip()
+                .splitlines()[-1]
+            )
+            for _ in range(1 if args.quick else 3)
+        ]
+        t = {key: sorted(run[key] for run in runs)[len(runs) // 2] for key in runs[0]}
+        slowdown = t["conv then matmul"] / (t["conv alone"] + t["matmul alone"])
+        rows.append(
+            {"case": f"mixed, matmul {impl}", **{f"{k} ms": v * 1e3 for k, v in t.items()}, "slowdown": slowdown}
+        )
+        mixed_table.append(
+            [
+                f"matmul '{impl}'",
+                f"{t['conv alone'] * 1e3:.2f}",
+                f"{t['matmul alone'] * 1e3:.3f}",
+                f"{t['conv then matmul'] * 1e3:.2f}",
+                f"{slowdown:.2f}",
+            ]
+        )
     costs = compile_costs()
     for key, value in costs.items():
         rows.append({"case": f"compile: {key}", "seconds": value})
@@ -259,6 +327,12 @@ def main() -> None:
     md += markdown_table(
         ["case", "Numba", "im2col+BLAS", "torch", "Numba GFLOP/s", "Numba vs torch", "Numba vs im2col"], conv_table
     )
+    md += "\n## Mixed: conv 64x32x14x14 -> 64 forward (Numba), then 64x3136 @ 3136x128 (ms)\n\n"
+    md += (
+        "OpenBLAS's idle threads spin after a call; a Numba kernel that runs next shares its cores with\n"
+        "them. 'auto' (the default) runs that product on the Numba GEMM instead: one thread pool.\n\n"
+    )
+    md += markdown_table(["matmul kernel", "conv alone", "matmul alone", "conv then matmul", "slowdown"], mixed_table)
     md += "\n## Compile cost (seconds)\n\n"
     md += markdown_table(["kernel", "seconds"], [[k, f"{v:.2f}"] for k, v in costs.items()])
     md += "\nEnvironment: " + ", ".join(f"{k} {v}" for k, v in meta.items()) + "\n"

@@ -18,6 +18,7 @@ CHOICES = [
     (("matmul",), "numba", ("matmul", "linear", "linear_nobias", "max_dim")),
     (("matmul",), "reference", ("matmul", "linear")),
     (("matmul",), "blas", ("matmul", "linear")),
+    (("matmul",), "auto", ("matmul", "linear")),
     (("conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight"), "numba", ("conv2d", "conv2d_nobias")),
     (("conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight"), "reference", ("conv2d", "conv2d_nobias")),
     (

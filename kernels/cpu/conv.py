@@ -120,9 +120,10 @@ def _pack_weights(w2, mr, kc_block):
     rows = ((kg + mr - 1) // mr) * mr
     blocks = (crs + kc_block - 1) // kc_block
     packed = np.zeros((blocks, rows * kc_block), dtype=w2.dtype)
+    wf = w2.reshape(-1)
     for blk in range(blocks):
         pc = blk * kc_block
-        _pack_a(w2, 0, kg, pc, min(kc_block, crs - pc), mr, packed[blk])
+        _pack_a(wf, 0, crs, 1, 0, kg, pc, min(kc_block, crs - pc), mr, packed[blk])
     return packed
 
 
@@ -233,12 +234,13 @@ def _weight_grad_implicit(mr, nr, xflat, gpad, koffs, kg, groups, nthreads, part
         for b in range(t, n, nthreads):
             xf = xflat[b]
             for g in range(groups):
-                g_t = gpad[b, g * kg : (g + 1) * kg].T  # (positions, Kg)
+                # B = G^T (positions x Kg): B[q, k] = gf[g Kg q_total + k q_total + q]
+                gf = gpad[b].reshape(-1)
                 c_flat = partial[t, g].reshape(-1)  # (CRS, Kg), flat
                 koff = koffs[g]
                 for pc in range(0, q_total, KC):
                     kc = min(KC, q_total - pc)
-                    _pack_b(g_t, pc, kc, 0, kg, nr, bp)
+                    _pack_b(gf, g * kg * q_total, 1, q_total, pc, kc, 0, kg, nr, bp)
                     for row in range(0, crs, mr):
                         rows = min(mr, crs - row)
                         for i in range(mr):  # offsets of this panel's taps (a partial panel repeats one)

@@ -78,43 +78,68 @@ def _micro_for_dtype(kc, ap, bp, c, c_off, ldc, mr, nr, tile, add):
 
 
 @_jit
-def _pack_a(a, i0, mc, p0, kc, mr, ap):
+def _pack_a(af, a_off, rs, cs, i0, mc, p0, kc, mr, ap):
     """Rows i0..i0+mc, columns p0..p0+kc of A, as MR-row panels: ap[panel][k][i].
 
-    The copy walks A along its contiguous direction -- a row at a time when rows are
-    contiguous, a column at a time when A is a transposed view -- so that each load is a
-    contiguous run (scalar, strided loads made packing cost a quarter of the whole GEMM).
+    A is given flat: ``A[i, k] = af[a_off + i * rs + k * cs]``. Every index is unsigned (Numba
+    checks a signed index for wraparound, which stops LLVM from vectorizing the copy), and
+    the common layouts get a loop of their own in which LLVM sees the unit stride: a
+    transposed A (``rs == 1``) is copied in runs of MR; a row-major A (``cs == 1``) is
+    gathered, MR rows side by side, into contiguous stores.
     """
-    rows_contiguous = a.strides[1] == a.itemsize
+    urs, ucs = np.uint64(rs), np.uint64(cs)
     for panel in range(0, mc, mr):
-        base = panel * kc
         rows = min(mr, mc - panel)
+        dst = np.uint64(panel * kc)
+        src = np.uint64(a_off + (i0 + panel) * rs + p0 * cs)
         if rows < mr:
-            ap[base : base + kc * mr] = 0.0
-        if rows_contiguous:
-            for i in range(rows):
-                ap[base + i : base + kc * mr : mr] = a[i0 + panel + i, p0 : p0 + kc]
+            for t in range(kc * mr):
+                ap[dst + np.uint64(t)] = 0.0
+        if rs == 1:
+            for k in range(kc):
+                d, s = dst + np.uint64(k * mr), src + np.uint64(k) * ucs
+                for i in range(rows):
+                    ap[d + np.uint64(i)] = af[s + np.uint64(i)]
+        elif cs == 1:
+            for k in range(kc):
+                d, s = dst + np.uint64(k * mr), src + np.uint64(k)
+                for i in range(rows):
+                    ap[d + np.uint64(i)] = af[s + np.uint64(i) * urs]
         else:
             for k in range(kc):
-                ap[base + k * mr : base + k * mr + rows] = a[i0 + panel : i0 + panel + rows, p0 + k]
+                d, s = dst + np.uint64(k * mr), src + np.uint64(k) * ucs
+                for i in range(rows):
+                    ap[d + np.uint64(i)] = af[s + np.uint64(i) * urs]
 
 
 @_jit
-def _pack_b(b, p0, kc, j0, nc, nr, bp):
-    """Rows p0..p0+kc, columns j0..j0+nc of B, as NR-column panels: bp[panel][k][j]
-    (walked, like ``_pack_a``, along B's contiguous direction)."""
-    rows_contiguous = b.strides[1] == b.itemsize
+def _pack_b(bf, b_off, rs, cs, p0, kc, j0, nc, nr, bp):
+    """Rows p0..p0+kc, columns j0..j0+nc of B, as NR-column panels: bp[panel][k][j], with
+    ``B[k, j] = bf[b_off + k * rs + j * cs]`` (see ``_pack_a``: a row-major B is copied in
+    runs of NR, a transposed one gathered)."""
+    urs, ucs = np.uint64(rs), np.uint64(cs)
     for panel in range(0, nc, nr):
-        base = panel * kc
         cols = min(nr, nc - panel)
+        dst = np.uint64(panel * kc)
+        src = np.uint64(b_off + p0 * rs + (j0 + panel) * cs)
         if cols < nr:
-            bp[base : base + kc * nr] = 0.0
-        if rows_contiguous:
+            for t in range(kc * nr):
+                bp[dst + np.uint64(t)] = 0.0
+        if cs == 1:
             for k in range(kc):
-                bp[base + k * nr : base + k * nr + cols] = b[p0 + k, j0 + panel : j0 + panel + cols]
+                d, s = dst + np.uint64(k * nr), src + np.uint64(k) * urs
+                for j in range(cols):
+                    bp[d + np.uint64(j)] = bf[s + np.uint64(j)]
+        elif rs == 1:
+            for k in range(kc):
+                d, s = dst + np.uint64(k * nr), src + np.uint64(k)
+                for j in range(cols):
+                    bp[d + np.uint64(j)] = bf[s + np.uint64(j) * ucs]
         else:
-            for j in range(cols):
-                bp[base + j : base + kc * nr : nr] = b[p0 : p0 + kc, j0 + panel + j]
+            for k in range(kc):
+                d, s = dst + np.uint64(k * nr), src + np.uint64(k) * urs
+                for j in range(cols):
+                    bp[d + np.uint64(j)] = bf[s + np.uint64(j) * ucs]
 
 
 @_jit
@@ -166,15 +191,15 @@ def _split(m, n, mr, nr, nthreads, itemsize):
 
 
 @_jit(parallel=True)
-def _gemm_parallel(mr, nr, a, b, c, nthreads, scratch):
+def _gemm_parallel(mr, nr, af, a_at, bf, b_at, m, k, n, c, nthreads, scratch):
     """C = A B on all threads: pack A and B once (in parallel), then compute C panel by panel
     and K slice by K slice, the blocks of each (panel, slice) shared out among the threads.
 
-    ``scratch`` holds the packed copies; it is reused from call to call, because touching a
-    fresh multi-megabyte buffer costs a page fault per 4 KB (a fifth of a 2048^3 product).
+    A and B are given flat, with their layout as (offset, row stride, column stride):
+    ``A[i, p] = af[a_at[0] + i * a_at[1] + p * a_at[2]]``, and so for B. ``scratch`` holds
+    the packed copies; it is reused from call to call, because touching a fresh
+    multi-megabyte buffer costs a page fault per 4 KB (a fifth of a 2048^3 product).
     """
-    m, k = a.shape
-    n = b.shape[1]
     blocks_k = (k + KC - 1) // KC
     rows_a = ((m + mr - 1) // mr) * mr
     cols_b = ((n + nr - 1) // nr) * nr
@@ -187,10 +212,10 @@ def _gemm_parallel(mr, nr, a, b, c, nthreads, scratch):
         kc = min(KC, k - pc)
         if p < panels_a:
             i0 = p * mr
-            _pack_a(a, i0, min(mr, m - i0), pc, kc, mr, ap[blk, i0 * kc : (i0 + mr) * kc])
+            _pack_a(af, a_at[0], a_at[1], a_at[2], i0, min(mr, m - i0), pc, kc, mr, ap[blk, i0 * kc : (i0 + mr) * kc])
         else:
             j0 = (p - panels_a) * nr
-            _pack_b(b, pc, kc, j0, min(nr, n - j0), nr, bp[blk, j0 * kc : (j0 + nr) * kc])
+            _pack_b(bf, b_at[0], b_at[1], b_at[2], pc, kc, j0, min(nr, n - j0), nr, bp[blk, j0 * kc : (j0 + nr) * kc])
     # Column panels of NC_PANEL outermost, then K slices: a slice of B (KC x NC_PANEL) is read
     # from memory once and shared, from L3, by every row block that runs over it; each row
     # block's tile of C is revisited once per K slice while still in cache.
@@ -212,10 +237,8 @@ def _gemm_parallel(mr, nr, a, b, c, nthreads, scratch):
 
 
 @_jit
-def _gemm_serial(mr, nr, a, b, c):
+def _gemm_serial(mr, nr, af, a_at, bf, b_at, m, k, n, c):
     """C = A B on the calling thread, packing block by block (for batches of small products)."""
-    m, k = a.shape
-    n = b.shape[1]
     tile = np.empty((mr, nr), dtype=c.dtype)
     ap = np.empty(((min(MC, m) + mr - 1) // mr) * mr * KC, dtype=c.dtype)
     bp = np.empty(((min(NC, n) + nr - 1) // nr) * nr * KC, dtype=c.dtype)
@@ -224,21 +247,25 @@ def _gemm_serial(mr, nr, a, b, c):
         nc = min(NC, n - jc)
         for pc in range(0, k, KC):
             kc = min(KC, k - pc)
-            _pack_b(b, pc, kc, jc, nc, nr, bp)
+            _pack_b(bf, b_at[0], b_at[1], b_at[2], pc, kc, jc, nc, nr, bp)
             for ic in range(0, m, MC):
                 mc = min(MC, m - ic)
-                _pack_a(a, ic, mc, pc, kc, mr, ap)
+                _pack_a(af, a_at[0], a_at[1], a_at[2], ic, mc, pc, kc, mr, ap)
                 _tiles(mc, nc, kc, mr, nr, ap, bp, cflat, n, ic, jc, tile, pc > 0)
 
 
 @_jit(parallel=True)
-def _gemm_batched(mr, nr, a, b, c, a_index, b_index):
-    """One matrix of the batch per thread: C[i] = A[a_index[i]] @ B[b_index[i]]."""
+def _gemm_batched(mr, nr, af, a_offs, a_strides, bf, b_offs, b_strides, m, k, n, c):
+    """One matrix of the batch per thread: C[i] = A_i @ B_i, matrix i of A starting at
+    ``af[a_offs[i]]`` with strides ``a_strides`` (and so for B)."""
     for i in numba.prange(c.shape[0]):
-        _gemm_serial(mr, nr, a[a_index[i]], b[b_index[i]], c[i])
+        a_at = (a_offs[i], a_strides[0], a_strides[1])
+        b_at = (b_offs[i], b_strides[0], b_strides[1])
+        _gemm_serial(mr, nr, af, a_at, bf, b_at, m, k, n, c[i])
 
 
 _TILE = {np.dtype(np.float32): gemm_micro.MICRO_F32_TILE, np.dtype(np.float64): gemm_micro.MICRO_F64_TILE}
+MR = gemm_micro.MICRO_F32_TILE[0]  # rows of the register tile (8 in both dtypes)
 
 
 _compiled: set[np.dtype] = set()
@@ -260,29 +287,28 @@ def slp_vectorize():
 def _ensure_compiled(dtype: np.dtype) -> None:
     """Compile (or load from the disk cache) the drivers for ``dtype``, once per process.
 
-    They are compiled for operands of *any* layout ('A'); Numba then passes C- or
-    F-contiguous arrays to the same machine code instead of compiling a specialization for
-    each layout (each would cost the micro-kernel's compile time again). The result is
-    always C-contiguous, which lets the micro-kernel store whole rows of its tile at once. Numba reads
-    ``SLP_VECTORIZE`` at compile time, so it is switched on around the compilation.
+    The operands reach them flat, with their strides as numbers (``_flat``), so one
+    compiled version serves every layout: a specialization per layout would cost the
+    micro-kernel's compile time again. The result is always C-contiguous, which lets the
+    micro-kernel store whole rows of its tile at once. Numba reads ``SLP_VECTORIZE`` at
+    compile time, so it is switched on around the compilation.
     """
     if dtype in _compiled:
         return
     t = numba.from_dtype(dtype)
-    mat, stack = numba.types.Array(t, 2, "A"), numba.types.Array(t, 3, "A")
-    out, out_stack = numba.types.Array(t, 2, "C"), numba.types.Array(t, 3, "C")
-    index = numba.types.Array(numba.types.int64, 1, "C")
     flat = numba.types.Array(t, 1, "C")
+    out, out_stack = numba.types.Array(t, 2, "C"), numba.types.Array(t, 3, "C")
     i64 = numba.types.int64
+    offsets = numba.types.Array(i64, 1, "C")
+    at, strides = numba.types.UniTuple(i64, 3), numba.types.UniTuple(i64, 2)
     with slp_vectorize():
         for driver, signature in (
-            (_gemm_parallel, (i64, i64, mat, mat, out, i64, flat)),
-            (_gemm_batched, (i64, i64, stack, stack, out_stack, index, index)),
+            (_gemm_parallel, (i64, i64, flat, at, flat, at, i64, i64, i64, out, i64, flat)),
+            (_gemm_batched, (i64, i64, flat, offsets, strides, flat, offsets, strides, i64, i64, i64, out_stack)),
         ):
             driver.disable_compile(False)
             driver.compile(signature)
-            # From now on every call, whatever its arrays' layout, runs this machine code:
-            # a C-contiguous array converts to an 'A' one; nothing compiles without SLP.
+            # From now on every call runs this machine code; nothing compiles without SLP.
             driver.disable_compile(True)
     _compiled.add(dtype)
 
@@ -327,11 +353,23 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
 _scratch: dict[np.dtype, np.ndarray] = {}
 
 
+def aligned_empty(size: int, dtype: np.dtype, alignment: int = 64) -> np.ndarray:
+    """An uninitialized 1-D array whose first element sits on a cache-line boundary.
+
+    NumPy aligns large arrays to 16 bytes only; a 64-byte vector load from a packed panel
+    that starts 16 bytes into a cache line touches two lines, every time.
+    """
+    raw = np.empty(size + alignment, dtype=dtype)
+    skip = (-raw.ctypes.data % alignment) // raw.itemsize
+    return raw[skip : skip + size]
+
+
 def scratch(dtype: np.dtype, size: int) -> np.ndarray:
-    """A reusable 1-D buffer of at least ``size`` elements (grown by half again when short)."""
+    """A reusable, cache-line aligned 1-D buffer of at least ``size`` elements (grown by half
+    again when short)."""
     buf = _scratch.get(dtype)
     if buf is None or buf.size < size:
-        buf = np.empty(max(size, int(1.5 * (0 if buf is None else buf.size))), dtype=dtype)
+        buf = aligned_empty(max(size, int(1.5 * (0 if buf is None else buf.size))), dtype)
         _scratch[dtype] = buf
     return buf
 
@@ -341,25 +379,39 @@ def _packed_size(m: int, k: int, n: int, mr: int, nr: int) -> int:
     return blocks_k * (-(-m // mr) * mr + -(-n // nr) * nr) * KC
 
 
+def _flat(x: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """A stack of matrices (..., rows, cols) as (flat data, row stride, column stride) in
+    elements. Row-major and transposed (column-major) matrices are used in place; any other
+    layout (a strided slice, say) is copied first."""
+    if x.flags.c_contiguous:
+        return x.reshape(-1), x.shape[-1], 1
+    swapped = x.swapaxes(-1, -2)
+    if swapped.flags.c_contiguous:
+        return swapped.reshape(-1), 1, x.shape[-2]
+    x = np.ascontiguousarray(x)
+    return x.reshape(-1), x.shape[-1], 1
+
+
 def _run(a: np.ndarray, b: np.ndarray, c: np.ndarray, batch: tuple) -> None:
     _ensure_compiled(a.dtype)
     mr, nr = _TILE[a.dtype]
     nthreads = numba.get_num_threads()
     m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
+    af, a_rs, a_cs = _flat(a)
+    bf, b_rs, b_cs = _flat(b)
     if not batch:
-        _gemm_parallel(mr, nr, a, b, c, nthreads, scratch(a.dtype, _packed_size(m, k, n, mr, nr)))
+        buf = scratch(a.dtype, _packed_size(m, k, n, mr, nr))
+        _gemm_parallel(mr, nr, af, (0, a_rs, a_cs), bf, (0, b_rs, b_cs), m, k, n, c, nthreads, buf)
         return
     count = math.prod(batch)
-    a3 = a.reshape((-1,) + a.shape[-2:])
-    b3 = b.reshape((-1,) + b.shape[-2:])
-    # which matrix of A and of B each output matrix uses (broadcast batch dimensions repeat)
-    a_index = np.broadcast_to(np.arange(a3.shape[0]).reshape(a.shape[:-2]), batch).flatten()
-    b_index = np.broadcast_to(np.arange(b3.shape[0]).reshape(b.shape[:-2]), batch).flatten()
-    c3 = c.reshape((count,) + c.shape[-2:])
-    flops = 2 * c3.shape[1] * c3.shape[2] * a.shape[-1]
-    if count >= nthreads and flops < 2 * KC * MC * NC:
-        _gemm_batched(mr, nr, a3, b3, c3, a_index, b_index)
+    # where each output matrix's operands start (broadcast batch dimensions repeat a matrix)
+    a_offs = np.broadcast_to(np.arange(math.prod(a.shape[:-2])).reshape(a.shape[:-2]), batch).flatten() * (m * k)
+    b_offs = np.broadcast_to(np.arange(math.prod(b.shape[:-2])).reshape(b.shape[:-2]), batch).flatten() * (k * n)
+    c3 = c.reshape((count, m, n))
+    if count >= nthreads and 2 * m * n * k < 2 * KC * MC * NC:
+        _gemm_batched(mr, nr, af, a_offs, (a_rs, a_cs), bf, b_offs, (b_rs, b_cs), m, k, n, c3)
     else:
         buf = scratch(a.dtype, _packed_size(m, k, n, mr, nr))
         for i in range(count):
-            _gemm_parallel(mr, nr, a3[a_index[i]], b3[b_index[i]], c3[i], nthreads, buf)
+            a_at, b_at = (int(a_offs[i]), a_rs, a_cs), (int(b_offs[i]), b_rs, b_cs)
+            _gemm_parallel(mr, nr, af, a_at, bf, b_at, m, k, n, c3[i], nthreads, buf)

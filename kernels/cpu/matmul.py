@@ -1,4 +1,5 @@
-"""CPU matmul through BLAS (NumPy), with a Numba kernel for rank-1 products.
+"""CPU matmul: through BLAS (NumPy), with a Numba kernel for rank-1 products ('blas'), and
+the default that keeps every parallel loop on Numba's thread pool ('auto').
 
 When the contracted dimension has length 1, ``a @ b`` is an outer product, the weight
 gradient of every linear layer at batch size 1. BLAS runs it as a GEMM with k = 1 (about
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+
+from . import gemm
 
 
 @numba.njit(parallel=True, cache=True)
@@ -54,3 +57,29 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if a.ndim >= 2 and b.ndim >= 2 and a.shape[-1] == 1:
         return np.multiply(a, b)
     return np.matmul(a, b)
+
+
+# OpenBLAS runs a product with m n k at most this on the calling thread (its
+# SMP_THRESHOLD_MIN x GEMM_MULTITHREAD_THRESHOLD); above it, it wakes its own threads.
+BLAS_SERIAL_MNK = 65536 * 4
+
+
+def matmul_auto(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b`` on one thread pool: the Numba GEMM for every product that OpenBLAS would
+    run on several threads, BLAS on the calling thread for the rest.
+
+    Why not always BLAS: OpenBLAS keeps its own threads, and after a call they spin for
+    tens of milliseconds waiting for more work. On a machine with as many threads as cores,
+    a Numba kernel that runs next (a convolution, pooling) then shares its cores with
+    spinning threads: a 64 x 32 x 14 x 14 convolution that takes 1.3 ms alone took 8 ms right
+    after a 64 x 3136 x 128 product (``benchmarks/kernels.py``, "mixed"). With one pool the
+    two run back to back at full speed. Products too thin for the 8 x 32 register tile
+    (fewer than 8 rows or 32 columns: matrix-vector products, a 10-class output layer) and
+    non-float dtypes stay on BLAS.
+    """
+    if a.ndim >= 2 and b.ndim >= 2 and a.dtype == b.dtype and a.dtype.kind == "f" and a.itemsize in (4, 8):
+        m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
+        batch = max(a.size // max(m * k, 1), b.size // max(k * n, 1))
+        if m >= gemm.MR and n >= 32 and batch * m * n * k > BLAS_SERIAL_MNK:
+            return gemm.matmul(a, b)
+    return matmul(a, b)

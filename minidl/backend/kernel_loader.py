@@ -80,11 +80,13 @@ def register_cpu_kernels() -> None:
         "index_add",
     ):
         register_kernel("cpu", name, "reference", getattr(ref, name))
-    # matmul: OpenBLAS (through NumPy) beats the Numba GEMM at every size measured on the
-    # reference machine (benchmarks/results/kernels.md), so it is the default; 'numba' and
-    # 'reference' stay selectable.
+    # matmul: 'auto' keeps every parallel loop on Numba's thread pool -- the Numba GEMM for
+    # products that OpenBLAS would thread, BLAS on the calling thread for the small and thin
+    # ones -- because OpenBLAS's idle threads spin and slow the Numba kernels that follow
+    # (benchmarks/results/kernels.md, "mixed"). 'blas', 'numba', 'reference' stay selectable.
     register_kernel("cpu", "matmul", "numba", _lazy("cpu", "matmul", "numba", "cpu.gemm", "matmul"))
-    register_kernel("cpu", "matmul", "blas", _lazy("cpu", "matmul", "blas", "cpu.matmul", "matmul"), default=True)
+    register_kernel("cpu", "matmul", "blas", _lazy("cpu", "matmul", "blas", "cpu.matmul", "matmul"))
+    register_kernel("cpu", "matmul", "auto", _lazy("cpu", "matmul", "auto", "cpu.matmul", "matmul_auto"), default=True)
     # convolution and pooling: the Numba kernels win on every measured shape, except the
     # forward pass of a layer with very few taps, where im2col + BLAS is faster ('auto').
     for name in ("conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight"):
