@@ -1,6 +1,6 @@
 """minidl's CPU kernels against OpenBLAS (NumPy) and PyTorch (MKL, oneDNN), in one run.
 
-    python benchmarks/kernels.py            # about five minutes
+    python benchmarks/kernels.py            # about ten minutes
     python benchmarks/kernels.py --quick    # a smoke run
 
 * matmul GFLOP/s for square 64..2048 and the three products of an MLP layer (784 -> 256 at
@@ -41,6 +41,7 @@ MLP = (
     ("MLP dX: g W (64x256 @ 256x784)", 64, 256, 784, "C", "C"),
     ("MLP dW: g^T x (256x64 @ 64x784)", 256, 64, 784, "T", "C"),
 )
+ROUNDS = 5  # fresh processes per library, alternated; the median is reported
 CONVS = ((64, 1, 28, 28, 32), (64, 32, 14, 14, 64), (64, 64, 32, 32, 64), (32, 128, 28, 28, 128))
 
 
@@ -224,7 +225,7 @@ def main() -> None:
 
     libs = ("numba", "blas", "torch")
     per_lib: dict[str, list[dict]] = {lib: [] for lib in libs}
-    for r in range(1 if args.quick else 3):
+    for r in range(1 if args.quick else ROUNDS):
         for lib in libs if r % 2 == 0 else libs[::-1]:
             out = subprocess.run(
                 [sys.executable, __file__, "--worker", lib] + (["--quick"] if args.quick else []),
@@ -298,7 +299,7 @@ def main() -> None:
                 .stdout.strip()
                 .splitlines()[-1]
             )
-            for _ in range(1 if args.quick else 3)
+            for _ in range(1 if args.quick else ROUNDS)
         ]
         t = {key: sorted(run[key] for run in runs)[len(runs) // 2] for key in runs[0]}
         slowdown = t["conv then matmul"] / (t["conv alone"] + t["matmul alone"])

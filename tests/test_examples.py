@@ -15,6 +15,7 @@ EXAMPLES = {
     "quickstart.py": ["--steps", "30"],
     "custom_op.py": [],
     "higher_order.py": [],
+    "choose_kernels.py": ["--small"],
 }
 
 

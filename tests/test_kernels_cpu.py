@@ -76,3 +76,30 @@ def test_erf_matches_the_c_library(dtype):
     want = np.array([[math.erf(float(v))] for v in x[:, 0]], dtype=dtype)
     assert got.shape == x.shape and got.dtype == x.dtype
     np.testing.assert_allclose(got, want, rtol=1e-6 if dtype == "float32" else 1e-15, atol=0)
+
+
+@pytest.mark.parametrize(
+    "shape_a,shape_b,dtype,numba_gemm",
+    [
+        ((64, 784), (784, 256), "float32", True),  # OpenBLAS would thread it: the Numba GEMM
+        ((3, 128, 64), (64, 96), "float64", True),  # a batch, broadcast
+        ((64, 64), (64, 64), "float32", False),  # small enough for OpenBLAS's calling thread
+        ((1, 4096), (4096, 512), "float32", False),  # a matrix-vector product
+        ((512, 300), (300, 1), "float32", False),
+        ((300, 300), (300, 300), "int64", False),  # not a float
+        ((300, 300), (300,), "float32", False),  # a 1-D operand
+    ],
+)
+def test_auto_matmul_keeps_threaded_products_on_numba(monkeypatch, shape_a, shape_b, dtype, numba_gemm):
+    import minidl.kernels.cpu.gemm as gemm
+
+    calls = []
+    real = gemm.matmul
+    monkeypatch.setattr(gemm, "matmul", lambda a, b: calls.append(1) or real(a, b))
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal(shape_a).astype(dtype)
+    b = rng.standard_normal(shape_b).astype(dtype)
+    got = cpu_matmul.matmul_auto(a, b)
+    assert bool(calls) == numba_gemm
+    tol = 1e-4 if dtype == "float32" else 1e-10
+    np.testing.assert_allclose(got, np.matmul(a, b), rtol=tol, atol=tol * np.sqrt(shape_a[-1]))

@@ -70,16 +70,17 @@ def matmul_auto(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
     Why not always BLAS: OpenBLAS keeps its own threads, and after a call they spin for
     tens of milliseconds waiting for more work. On a machine with as many threads as cores,
-    a Numba kernel that runs next (a convolution, pooling) then shares its cores with
-    spinning threads: a 64 x 32 x 14 x 14 convolution that takes 1.3 ms alone took 8 ms right
-    after a 64 x 3136 x 128 product (``benchmarks/kernels.py``, "mixed"). With one pool the
-    two run back to back at full speed. Products too thin for the 8 x 32 register tile
-    (fewer than 8 rows or 32 columns: matrix-vector products, a 10-class output layer) and
-    non-float dtypes stay on BLAS.
+    a Numba kernel that runs next (a convolution, pooling, the next product) then shares its
+    cores with spinning threads: a 64 x 32 x 14 x 14 convolution that takes 1.4 ms alone took
+    8 ms right after a 64 x 3136 x 128 product (``benchmarks/kernels.py``, "mixed"). With one
+    pool the two run back to back at full speed. Matrix-vector products (one row or one
+    column), which are bound by reading the matrix, and non-float dtypes stay on BLAS.
     """
-    if a.ndim >= 2 and b.ndim >= 2 and a.dtype == b.dtype and a.dtype.kind == "f" and a.itemsize in (4, 8):
-        m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
-        batch = max(a.size // max(m * k, 1), b.size // max(k * n, 1))
-        if m >= gemm.MR and n >= 32 and batch * m * n * k > BLAS_SERIAL_MNK:
-            return gemm.matmul(a, b)
+    if a.ndim < 2 or b.ndim < 2:
+        return matmul(a, b)
+    m, n = a.shape[-2], b.shape[-1]
+    if m == 1 or n == 1 or max(a.size * n, b.size * m) <= BLAS_SERIAL_MNK:  # a.size * n = batch * m k n
+        return matmul(a, b)
+    if a.dtype == b.dtype and (a.dtype == np.float32 or a.dtype == np.float64):
+        return gemm.matmul(a, b)
     return matmul(a, b)
