@@ -7,7 +7,9 @@
 
 Layers, bottom to top: ``dtypes`` and ``backend`` (devices, kernels), ``tensor`` and ``tape``
 (the Tensor and the recorded graph), ``ops`` (every primitive, defined once), ``autograd``
-(the backward engine), ``nn`` (functional layers and losses).
+(the backward engine); then ``nn`` (modules, layers, losses), ``optim`` (optimizers and
+learning-rate schedules), ``data`` (datasets and loaders), ``models`` (Keras-style ``Model``
+with ``compile``/``fit``), and ``save``/``load`` for checkpoints.
 """
 
 import warnings
@@ -15,9 +17,12 @@ import warnings
 from . import (  # noqa: E402
     autograd,
     cuda,  # noqa: E402
+    data,
     dtypes,
+    models,
     nn,
     ops,  # noqa: E402  (attaches the op methods to Tensor)
+    optim,
 )
 from .autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled  # noqa: E402
 from .backend import device
@@ -25,6 +30,7 @@ from .backend.threads import get_num_threads, set_num_threads
 from .dtypes import bool_, float32, float64, get_default_dtype, int32, int64, set_default_dtype
 from .ops import *  # noqa: E402,F401,F403
 from .ops import ShapeError, Spec  # noqa: E402
+from .serialization import load, save
 from .tensor import Tensor
 
 bool = bool_  # noqa: A001  (minidl.bool, as torch.bool)

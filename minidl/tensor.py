@@ -18,6 +18,7 @@ this layer does not depend on the layers above it.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -351,6 +352,8 @@ class Tensor:
     def __repr__(self) -> str:
         from .formatting import format_tensor
 
+        if is_parameter(self):
+            return "Parameter containing:\n" + format_tensor(self)
         return format_tensor(self)
 
     def __reduce_ex__(self, protocol: int):
@@ -364,8 +367,31 @@ class Tensor:
         t._rg = self._rg if self._node is None else False
         if self._grad is not None:
             t._grad = Tensor(self._grad._data.copy())
+        if is_parameter(self):
+            mark_parameter(t)
         memo[id(self)] = t
         return t
+
+
+# ---- parameters ----------------------------------------------------------------------------
+#
+# An ``nn.Parameter`` is a plain Tensor that has been *marked* as a parameter, not an instance
+# of a subclass: every op's fast path tests ``type(x) is Tensor`` (an identity check, a few
+# nanoseconds), which a subclass would fail. The mark lives in a table keyed by ``id`` that
+# holds the tensors weakly, so a parameter that dies leaves no trace; ``isinstance(t,
+# nn.Parameter)`` consults it (see ``minidl/nn/parameter.py``).
+
+_parameters: weakref.WeakValueDictionary[int, Tensor] = weakref.WeakValueDictionary()
+
+
+def mark_parameter(t: Tensor) -> None:
+    """Mark ``t`` as an ``nn.Parameter``."""
+    _parameters[id(t)] = t
+
+
+def is_parameter(t: Any) -> bool:
+    """Was ``t`` created as (or marked as) an ``nn.Parameter``?"""
+    return _parameters.get(id(t)) is t
 
 
 def _engine():

@@ -16,6 +16,10 @@ EXAMPLES = {
     "custom_op.py": [],
     "higher_order.py": [],
     "choose_kernels.py": ["--small"],
+    "mnist_cnn.py": ["--small"],
+    "keras_style.py": ["--small"],
+    "text_classification.py": ["--small"],
+    "text_classification.py --model transformer": ["--small", "--model", "transformer"],
 }
 
 
@@ -23,7 +27,7 @@ EXAMPLES = {
 def test_example_runs(name):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     result = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / name), *EXAMPLES[name]],
+        [sys.executable, str(ROOT / "examples" / name.split()[0]), *EXAMPLES[name]],
         capture_output=True,
         text=True,
         env=env,

@@ -322,7 +322,7 @@ class VectorNorm(Reduction):
         if a.size == 0:
             return np.sum(a, axis=dim, keepdims=keepdim)
         m = np.amax(a, axis=dim, keepdims=True)
-        m = np.where(m > 0, m, 1)
+        m = np.where((m > 0) & (m < np.inf), m, 1)  # an inf (or nan) entry: no scaling, the sum says inf (nan)
         scaled = a / m
         powered = scaled * scaled if ord == 2 else scaled**ord
         out = np.sum(powered, axis=dim, keepdims=True) ** (1.0 / ord) * m

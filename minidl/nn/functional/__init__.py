@@ -9,6 +9,7 @@ from ...ops.activation import elu, gelu, leaky_relu, relu, relu_, silu, softplus
 from ...ops.shape import pad
 from ...ops.softmax import log_softmax, softmax
 from ...ops.unary import sigmoid, tanh
+from .attention import multi_head_attention_forward, scaled_dot_product_attention
 from .basic import dropout, embedding, linear, one_hot
 from .conv import avg_pool2d, conv2d, max_pool2d
 from .loss import (
@@ -21,8 +22,14 @@ from .loss import (
     smooth_l1_loss,
 )
 from .normalization import batch_norm, layer_norm
+from .pooling import adaptive_avg_pool2d, adaptive_max_pool2d
 
 __all__ = [
+    "scaled_dot_product_attention",
+    "multi_head_attention_forward",
+    "adaptive_avg_pool2d",
+    "adaptive_max_pool2d",
+] + [
     "relu",
     "relu_",
     "leaky_relu",
