@@ -56,13 +56,16 @@ def interleaved(cases: dict[str, Callable[[], object]], rounds: int, inner: int,
     return {name: sorted(v)[len(v) // 2] for name, v in samples.items()}
 
 
-def isolated(script: str, workers: dict[str, list[str]], alternations: int) -> dict[str, float]:
+def isolated(
+    script: str, workers: dict[str, list[str]], alternations: int, env: dict | None = None
+) -> dict[str, float]:
     """Median seconds per call of each worker, each run in a fresh process, alternately.
 
     Two frameworks in one process share the CPU with each other's idle thread pools (an
     OpenBLAS or OpenMP thread spins for a while after each parallel call), which slows
     whichever runs next. Each worker here runs alone; alternating the processes still
     spreads the machine's noise over both. A worker prints one line: seconds per call.
+    ``env`` maps a worker's name to extra environment variables for its process.
     """
     import subprocess
 
@@ -70,8 +73,13 @@ def isolated(script: str, workers: dict[str, list[str]], alternations: int) -> d
     names = list(workers)
     for r in range(alternations):
         for name in names if r % 2 == 0 else names[::-1]:
+            extra = (env or {}).get(name)
             out = subprocess.run(
-                [sys.executable, script, *workers[name]], capture_output=True, text=True, check=True
+                [sys.executable, script, *workers[name]],
+                capture_output=True,
+                text=True,
+                check=True,
+                env={**os.environ, **extra} if extra else None,
             ).stdout
             samples[name].append(float(out.strip().splitlines()[-1]))
     return {name: sorted(v)[len(v) // 2] for name, v in samples.items()}

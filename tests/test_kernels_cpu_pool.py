@@ -184,6 +184,24 @@ def test_max_pool2d_nan_and_ties_pick_the_first():
     assert out[0, 0, 0, 0] == 3.0 and idx[0, 0, 0, 0] == 1  # a tie: the first 3 wins
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("values", ["normal", "ties", "special"])
+@pytest.mark.parametrize("layout", ["contiguous", "transposed", "sliced"])
+@pytest.mark.parametrize("hw, ceil_mode", [((8, 8), False), ((7, 9), False), ((7, 9), True), ((3, 2), False)])
+def test_max_pool2d_2x2_fast_path_matches_torch(hw, ceil_mode, dtype, values, layout):
+    """2x2 windows with stride 2 (the common layer) take their own kernel: same maxima and
+    indices as torch, including NaNs, ties, -inf, odd sizes (and ceil_mode, which falls back
+    to the general kernel for the partial windows)."""
+    rng = np.random.default_rng(7)
+    x = make_input(rng, (2, 3, *hw), dtype, values, layout)
+    out, idx = pool.max_pool2d_forward(x, (2, 2), (2, 2), (0, 0), (1, 1), ceil_mode)
+    t_out, t_idx = torch.nn.functional.max_pool2d(
+        torch.from_numpy(np.ascontiguousarray(x)), 2, 2, ceil_mode=ceil_mode, return_indices=True
+    )
+    np.testing.assert_array_equal(out, t_out.numpy())
+    np.testing.assert_array_equal(idx, t_idx.numpy())
+
+
 def test_max_pool2d_all_neg_inf_window_matches_torch():
     """A window of -inf values reaching into padding points at its first in-bounds element."""
     x = np.full((1, 2, 3, 4), -np.inf, dtype=np.float32)

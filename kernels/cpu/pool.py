@@ -50,8 +50,8 @@ so float32 results are bitwise equal too.
 
 Max-pooling details
 -------------------
-* A NaN in a window wins and its index is the *first* NaN (the reference's ``argmax`` rule;
-  torch's CPU kernel keeps the last); ties go to the first maximum in window order.
+* A NaN in a window wins and its index is the *last* NaN, as torch's CPU kernel does (every
+  NaN replaces the running maximum); ties go to the first maximum in window order.
 * The winning tap is kept as its offset relative to the window origin (int32, one constant per
   tap, so the select is vectorizable) and turned into the flat ``row * W + col`` index at the end.
 * A window whose values are all -inf reports its first in-bounds position, as torch does (the
@@ -213,8 +213,9 @@ def _max_pool_forward(x, out, idx, kh, kw, sh, sw, ph, pw, dh, dw, chunks):  # p
                     for f in range(nflat):
                         v = src[uintp(f + shift)]
                         b = best[uintp(f)]
-                        # v wins if larger, or if it is the window's first NaN (NaN > b is False)
-                        take = (v > b) | ((v != v) & (b == b))
+                        # v wins if larger, or if it is NaN (every NaN replaces the maximum, so
+                        # the window's last NaN wins, as in torch; NaN > b is False)
+                        take = (v > b) | (v != v)
                         best[uintp(f)] = v if take else b
                         rel[uintp(f)] = tap if take else rel[uintp(f)]
             op, ip = out[p], idx[p]
@@ -229,6 +230,45 @@ def _max_pool_forward(x, out, idx, kh, kw, sh, sw, ph, pw, dh, dw, chunks):  # p
                         r = _first_inside(oh * sh - ph, dh, kh, h)
                         c = _first_inside(ow * sw - pw, dw, kw, w)
                         irow[ow] = -1 if (r < 0 or c < 0) else r * w + c
+
+
+@numba.njit(inline="always")
+def _take(v, b):
+    """Does ``v`` replace the running maximum ``b``? If larger, or if it is NaN (so the last
+    NaN of a window wins, as in torch); ties keep the earlier tap."""
+    return (v > b) | (v != v)
+
+
+@numba.njit(parallel=True, cache=True)
+def _max_pool_2x2(x, out, idx, chunks):  # pragma: no cover
+    """The most common pooling -- 2 x 2 windows, stride 2, no padding or dilation -- read
+    straight from the input rows: each output compares its four inputs in window order, so
+    no phase planes are built (half the memory traffic of the general kernel)."""
+    planes, h, w = x.shape
+    ho, wo = out.shape[1], out.shape[2]
+    for t in numba.prange(chunks):
+        for p in range(t * planes // chunks, (t + 1) * planes // chunks):
+            xp, op, ip = x[p], out[p], idx[p]
+            for oh in range(ho):
+                r0, r1 = xp[2 * oh], xp[2 * oh + 1]
+                orow, irow = op[oh], ip[oh]
+                base0 = 2 * oh * w
+                base1 = base0 + w
+                for ow in range(wo):
+                    c = uintp(2 * ow)
+                    b = r0[c]
+                    bi = base0 + 2 * ow
+                    v = r0[c + 1]
+                    if _take(v, b):
+                        b, bi = v, base0 + 2 * ow + 1
+                    v = r1[c]
+                    if _take(v, b):
+                        b, bi = v, base1 + 2 * ow
+                    v = r1[c + 1]
+                    if _take(v, b):
+                        b, bi = v, base1 + 2 * ow + 1
+                    orow[uintp(ow)] = b
+                    irow[uintp(ow)] = bi
 
 
 @numba.njit(parallel=True, cache=True)
@@ -371,7 +411,17 @@ def max_pool2d_forward(
     out = np.empty((n * c, ho, wo), dtype=x.dtype)
     idx = np.empty((n * c, ho, wo), dtype=np.int64)
     if out.size:
-        _max_pool_forward(xs, out, idx, *kernel, *stride, *padding, *dilation, _chunks(n * c))
+        if (
+            kernel == (2, 2)
+            and stride == (2, 2)
+            and padding == (0, 0)
+            and dilation == (1, 1)
+            and 2 * ho <= h
+            and 2 * wo <= w
+        ):
+            _max_pool_2x2(xs, out, idx, _chunks(n * c))
+        else:
+            _max_pool_forward(xs, out, idx, *kernel, *stride, *padding, *dilation, _chunks(n * c))
     return out.reshape(n, c, ho, wo), idx.reshape(n, c, ho, wo)
 
 

@@ -50,8 +50,8 @@ template <> __device__ __forceinline__ float neg_inf<float>() { return __int_as_
 template <> __device__ __forceinline__ double neg_inf<double>() { return __longlong_as_double((long long)0xfff0000000000000ULL); }
 
 // ---- max pooling, forward --------------------------------------------------------------------
-// Semantics of the reference (NumPy argmax over the window): the first maximum wins ties, and a
-// NaN counts as larger than everything, the first NaN winning (so NaN propagates, as in torch).
+// Semantics of torch (and of the reference): the first maximum wins ties, and every NaN replaces
+// the running maximum, so the window's last NaN wins (NaN propagates).
 // `v != v` is the NaN test that needs no header. Padding never wins: the running maximum starts
 // from the first in-bounds value of the window, as in torch. (The NumPy reference pads with
 // -inf, so it differs only when every in-bounds value is -inf: it may then point at padding.)
@@ -81,7 +81,7 @@ struct MaxPoolForward {
                 if (w < 0 || w >= g.W) continue;
                 const T v = plane[h * g.W + w];
                 // take v if it is the first value, strictly larger, or the first NaN
-                if (!found || v > best || (v != v && best == best)) {
+                if (!found || v > best || v != v) {
                     best = v;
                     best_at = (long long)h * g.W + w;
                     found = true;

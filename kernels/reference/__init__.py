@@ -10,12 +10,15 @@ from .pool import (
     max_pool2d_forward,
     pool_output_size,
 )
+from .relu import relu_backward, relu_forward
 from .softmax import log_softmax_nll
 
 __all__ = [
     "matmul",
     "index_add",
     "log_softmax_nll",
+    "relu_forward",
+    "relu_backward",
     "conv2d_forward",
     "conv2d_backward_input",
     "conv2d_backward_weight",

@@ -52,7 +52,8 @@ def _padded_windows(
 def max_pool2d_forward(
     x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair, ceil_mode: bool
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Window maxima and the flat (row * W + col) input index of each; NaN wins, as in torch.
+    """Window maxima and the flat (row * W + col) input index of each; NaN wins (the last NaN
+    of a window, as in torch).
 
     Padding counts as -inf, so it never beats a real value; but a window whose real values
     are all -inf would tie with its padding, so the index is then moved to the window's
@@ -66,6 +67,11 @@ def max_pool2d_forward(
     win = _padded_windows(x, kernel, stride, padding, dilation, (ho, wo), -np.inf)
     flat = win.reshape(n, c, ho, wo, kh * kw)
     arg = flat.argmax(axis=-1)
+    # argmax stops at the first NaN; torch's loop lets every NaN replace the maximum, so the
+    # window's *last* NaN is the one that wins
+    nan = np.isnan(flat)
+    last_nan = flat.shape[-1] - 1 - nan[..., ::-1].argmax(axis=-1)
+    arg = np.where(nan.any(axis=-1), last_nan, arg)
     out = np.take_along_axis(flat, arg[..., None], axis=-1)[..., 0]
     # (ho, wo, taps) geometry: the input row and column each tap of each window reads
     tap_rows = np.arange(ho)[:, None] * sh - ph + np.arange(kh)[None, :] * dh  # (ho, kh)

@@ -78,6 +78,8 @@ def register_cpu_kernels() -> None:
         "avg_pool2d_backward",
         "log_softmax_nll",
         "index_add",
+        "relu_forward",
+        "relu_backward",
     ):
         register_kernel("cpu", name, "reference", getattr(ref, name))
     # matmul: 'auto' keeps every parallel loop on Numba's thread pool -- the Numba GEMM for
@@ -102,6 +104,8 @@ def register_cpu_kernels() -> None:
         default=True,
     )
     register_kernel("cpu", "erf", "numba", _lazy("cpu", "erf", "numba", "cpu.special", "erf"))
+    for name in ("relu_forward", "relu_backward"):
+        register_kernel("cpu", name, "numba", _lazy("cpu", name, "numba", "cpu.relu", name), default=True)
 
 
 # kernel name -> module of minidl.kernels.cuda that defines it

@@ -47,7 +47,7 @@ class Relu(Activation):
 
     @staticmethod
     def forward(x):
-        return np.maximum(x, 0)
+        return kernels_for(x).relu_forward(x) if type(x) is np.ndarray else np.maximum(x, 0)
 
     @staticmethod
     def vjp(ctx, g):
@@ -56,6 +56,12 @@ class Relu(Activation):
     @classmethod
     def infer(cls, x: Spec) -> Spec:
         return x
+
+
+def _cupy_where(cond, a, b):
+    import cupy
+
+    return cupy.where(cond, a, b)
 
 
 class ReluBackward(Op):
@@ -69,7 +75,10 @@ class ReluBackward(Op):
 
     @staticmethod
     def forward(g, y):
-        return np.where(y > 0, g, 0)  # not g * (y > 0): a NaN in g must not leak where y <= 0
+        # not g * (y > 0): a NaN in g must not leak where y <= 0 (see kernels/reference/relu.py)
+        if type(g) is np.ndarray:
+            return kernels_for(g).relu_backward(g, y)
+        return _cupy_where(y > 0, g, 0)
 
     @staticmethod
     def vjp(ctx, gg):
