@@ -30,7 +30,7 @@ def _relu_into(x: np.ndarray, out: np.ndarray) -> None:
 @numba.njit(parallel=True, cache=True)
 def _relu_backward_into(g: np.ndarray, y: np.ndarray, out: np.ndarray) -> None:
     for i in numba.prange(g.size):
-        out[i] = g[i] if y[i] > 0 else 0
+        out[i] = 0 if y[i] <= 0 else g[i]  # a NaN output passes its gradient, as in torch
 
 
 def _flat_ok(*arrays: np.ndarray) -> bool:
@@ -52,7 +52,7 @@ def relu_forward(x: np.ndarray) -> np.ndarray:
 
 
 def relu_backward(g: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """``g`` where ``y > 0``, else 0 (``y`` is ReLU's output)."""
+    """0 where ``y <= 0``, else ``g`` (``y`` is ReLU's output)."""
     if not _flat_ok(g, y):
         return reference.relu_backward(g, y)
     out = np.empty_like(g)

@@ -16,18 +16,18 @@ def relu_forward(x: np.ndarray) -> np.ndarray:
 
 
 def relu_backward(g: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """``g`` where ``y > 0``, else ``+0.0``, for arrays of one shape.
+    """``+0.0`` where ``y <= 0``, else ``g``, for arrays of one shape.
 
     Not ``g * (y > 0)``: a NaN in ``g`` must not leak where ``y <= 0``. Not
-    ``np.where(y > 0, g, 0)`` either: on a mask that is True at random half the time its
+    ``np.where(y <= 0, 0, g)`` either: on a mask that is True at random half the time its
     per-element branch mispredicts, and it runs ten times slower than an arithmetic pass. The
-    selection is done on the bits instead: ``-(y > 0)`` as an unsigned integer of ``g``'s width
+    selection is done on the bits instead: ``-(not y <= 0)`` as an unsigned integer of ``g``'s width
     is all ones or all zeros, and ANDing it with ``g``'s bits gives exactly ``g`` or ``+0.0``.
     """
-    if g.dtype.kind != "f" or g.shape != y.shape:
-        return np.where(y > 0, g, 0)
+    if g.dtype.kind != "f" or g.shape != y.shape or g.ndim == 0:
+        return np.where(y <= 0, 0, g)
     uint = _UINT_OF_WIDTH[g.dtype.itemsize]
-    bits = (y > 0).view(np.uint8).astype(uint)
+    bits = (~(y <= 0)).view(np.uint8).astype(uint)
     np.negative(bits, out=bits)
     np.bitwise_and(bits, np.ascontiguousarray(g).view(uint), out=bits)
     return bits.view(g.dtype)

@@ -65,7 +65,7 @@ def _cupy_where(cond, a, b):
 
 
 class ReluBackward(Op):
-    """``g`` where ``y > 0``, else 0: the gradient of ``y = relu(x)``, as one primitive.
+    """0 where ``y <= 0``, else ``g``: the gradient of ``y = relu(x)``, as one primitive.
 
     It is linear in ``g``, so its own rule is itself (masked by the same ``y``); the mask is
     piecewise constant, so ``y`` gets no gradient.
@@ -78,7 +78,7 @@ class ReluBackward(Op):
         # not g * (y > 0): a NaN in g must not leak where y <= 0 (see kernels/reference/relu.py)
         if type(g) is np.ndarray:
             return kernels_for(g).relu_backward(g, y)
-        return _cupy_where(y > 0, g, 0)
+        return _cupy_where(y <= 0, 0, g)
 
     @staticmethod
     def vjp(ctx, gg):
