@@ -370,6 +370,16 @@ def main() -> None:
             f"\nLargest difference between the two loss curves over {len(diff)} steps: {diff.max():.2e} "
             f"(first 10 steps: {diff[:10].max():.2e}).\n"
         )
+        steps = len(curves["minidl"]["losses"]) // args.epochs
+        lines = []
+        for lib in ("minidl", "torch"):
+            reached = [e + 1 for e, a in enumerate(curves[lib]["accuracy"]) if a >= 0.97]
+            later = curves[lib]["epoch_seconds"][1:] or curves[lib]["epoch_seconds"]
+            lines.append(
+                f"{lib}: 97% test accuracy first reached after epoch {reached[0] if reached else 'never'}; "
+                f"{1e3 * float(np.median(later)) / steps:.1f} ms per training step in epochs 2+ ({steps} steps per epoch)"
+            )
+        md.append("\n" + "\n\n".join(lines) + "\n")
     md.append("\nEnvironment: " + ", ".join(f"{k} {v}" for k, v in meta.items()) + "\n")
     write_results("training", [*step_rows, {"mnist": curves}], meta, "\n".join(md))
     plot(RESULTS / "training.png", step_rows, curves)

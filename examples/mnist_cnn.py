@@ -9,7 +9,8 @@ The MNIST files (``t10k-images-idx3-ubyte.gz``, ``t10k-labels-idx1-ubyte.gz``) a
 for in ``--data`` (default: ``../shared/data/mnist`` next to the checkout, or
 ``$MINIDL_MNIST``). Without them the example trains on the 8x8 digits bundled with
 scikit-learn (``pip install "minidl[datasets]"``), so it runs offline on a fresh machine.
-Reaches about 98% test accuracy on MNIST in three epochs (well under a minute on 2 cores).
+Reaches about 98% test accuracy on MNIST in three epochs (about 20 seconds on 2 cores), and
+about 97% on the digits.
 """
 
 from __future__ import annotations
@@ -56,16 +57,20 @@ def load_data(folder: Path, small: bool):
         mnist = MNIST(folder, train=False)
         images = np.asarray(mnist.data, dtype=np.float32) / 255.0
         labels = np.asarray(mnist.targets, dtype=np.int64)
-        images = (images - 0.1307) / 0.3081  # MNIST's mean and standard deviation
-        name, split = "MNIST", 8000
+        images = ((images - 0.1307) / 0.3081)[:, None]  # MNIST's mean and standard deviation; N x 1 x 28 x 28
+        name = "MNIST"
+        train, test = (images[:8000], labels[:8000]), (images[8000:], labels[8000:])
     else:
         print(f"(no MNIST files in {folder}: using the 8x8 digits from scikit-learn instead)")
-        digits = Digits()
-        images, labels = np.asarray(digits.data, dtype=np.float32), np.asarray(digits.targets, dtype=np.int64)
-        images = (images - images.mean()) / images.std()
-        name, split = "digits", 1400
-    images = images.reshape(len(images), 1, *images.shape[-2:])
-    train, test = (images[:split], labels[:split]), (images[split:], labels[split:])
+        splits = []
+        for train in (True, False):  # minidl's fixed, stratified 80/20 split of the 1,797 digits
+            digits = Digits(train=train)
+            images = np.asarray(digits.data, dtype=np.float32)
+            splits.append(((images - 8.0) / 8.0, np.asarray(digits.targets, dtype=np.int64)))  # pixels are 0..16
+        name = "digits"
+        (x_train, y_train), (x_test, y_test) = splits
+        train = (x_train.reshape(len(x_train), 1, 8, 8), y_train)
+        test = (x_test.reshape(len(x_test), 1, 8, 8), y_test)
     if small:
         train, test = (train[0][:512], train[1][:512]), (test[0][:256], test[1][:256])
     return name, train, test
@@ -84,19 +89,19 @@ def evaluate(model: nn.Module, images: np.ndarray, labels: np.ndarray) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder with the MNIST IDX files")
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, help="default: 3 on MNIST, 20 on the small digits set")
     parser.add_argument("--small", action="store_true", help="tiny settings for a smoke test")
     args = parser.parse_args()
-    epochs = 1 if args.small else args.epochs
-
     minidl.manual_seed(0)
     name, (x_train, y_train), (x_test, y_test) = load_data(args.data, args.small)
+    epochs = 1 if args.small else args.epochs or (3 if name == "MNIST" else 20)
     print(f"{name}: {len(x_train)} training and {len(x_test)} test images of {x_train.shape[-1]}x{x_train.shape[-1]}")
     loader = DataLoader(TensorDataset(minidl.tensor(x_train), minidl.tensor(y_train)), batch_size=64, shuffle=True)
 
     model = CNN(image_size=x_train.shape[-1])
     optimizer = minidl.optim.Adam(model.parameters(), lr=1e-3)
-    scheduler = minidl.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
+    # halve the learning rate three times over the run (every epoch for MNIST's three)
+    scheduler = minidl.optim.lr_scheduler.StepLR(optimizer, step_size=max(1, epochs // 3), gamma=0.5)
     print(model)
 
     for epoch in range(epochs):
