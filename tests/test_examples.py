@@ -76,3 +76,17 @@ def test_overhead_benchmark_smoke(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "overhead.json").exists()
+
+
+def test_training_benchmark_smoke(tmp_path):
+    """benchmarks/training.py runs end to end on its smoke settings (results not checked)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MINIDL_BENCH_RESULTS": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "training.py"), "--quick", "--epochs", "1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "training.json").exists() and (tmp_path / "training.png").exists()
