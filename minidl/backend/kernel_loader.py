@@ -54,14 +54,6 @@ def _lazy(device_type: str, name: str, impl: str, module: str, attr: str):
     return first_call
 
 
-def _conv_forward_auto(x, w, stride, padding, dilation, groups):
-    """conv2d forward by whichever kernel measured faster for this shape class: im2col + BLAS
-    for at most 27 taps per output (a first layer on 1-3 channels), Numba otherwise."""
-    table = tables["cpu"]
-    impl = "reference" if w.shape[1] * w.shape[2] * w.shape[3] <= 27 else "numba"
-    return table.impls["conv2d_forward"][impl](x, w, stride, padding, dilation, groups)
-
-
 def register_cpu_kernels() -> None:
     """Register the NumPy reference kernels, and the Numba-backed ones (imported lazily, so
     that ``import minidl`` does not import Numba until a kernel that needs it runs)."""
@@ -89,11 +81,9 @@ def register_cpu_kernels() -> None:
     register_kernel("cpu", "matmul", "numba", _lazy("cpu", "matmul", "numba", "cpu.gemm", "matmul"))
     register_kernel("cpu", "matmul", "blas", _lazy("cpu", "matmul", "blas", "cpu.matmul", "matmul"))
     register_kernel("cpu", "matmul", "auto", _lazy("cpu", "matmul", "auto", "cpu.matmul", "matmul_auto"), default=True)
-    # convolution and pooling: the Numba kernels win on every measured shape, except the
-    # forward pass of a layer with very few taps, where im2col + BLAS is faster ('auto').
+    # convolution and pooling: the Numba kernels win on every measured shape.
     for name in ("conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight"):
         register_kernel("cpu", name, "numba", _lazy("cpu", name, "numba", "cpu.conv", name), default=True)
-    register_kernel("cpu", "conv2d_forward", "auto", _conv_forward_auto, default=True)
     for name in ("max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward"):
         register_kernel("cpu", name, "numba", _lazy("cpu", name, "numba", "cpu.pool", name), default=True)
     register_kernel(
