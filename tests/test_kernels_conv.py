@@ -118,3 +118,29 @@ def test_numba_conv_propagates_nan_and_inf():
 def test_numba_conv_rejects_mixed_dtypes():
     with pytest.raises(TypeError, match="conv2d: expected float32 or float64"):
         conv.conv2d_forward(np.ones((1, 4, 5, 5), np.float32), np.ones((8, 4, 3, 3)), (1, 1), (1, 1), (1, 1), 1)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "x_shape, w_shape, stride, groups",
+    [
+        ((2, 1, 9, 7), (5, 1, 3, 3), (1, 1), 1),  # direct path (nine taps)
+        ((2, 2, 6, 6), (3, 2, 1, 2), (1, 1), 1),  # direct path (few taps, few channels)
+        ((2, 8, 7, 9), (16, 4, 3, 3), (1, 1), 2),  # implicit GEMM, groups
+        ((2, 3, 9, 9), (4, 3, 3, 3), (2, 2), 1),  # strided: the im2col fallback
+    ],
+)
+def test_fused_bias_equals_adding_it_afterwards(x_shape, w_shape, stride, groups, dtype):
+    """The forward kernels add a bias while writing the output: the result must equal the
+    convolution without bias plus the bias broadcast over (N, H, W) -- exactly, since each
+    output gets the same one addition -- and infinities and NaNs in the bias propagate."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal(w_shape).astype(dtype)
+    bias = rng.standard_normal(w_shape[0]).astype(dtype)
+    bias[0] = np.inf
+    args = (stride, (1, 1), (1, 1), groups)
+    for impl in (conv, ref):
+        plain = impl.conv2d_forward(x, w, *args)
+        fused = impl.conv2d_forward(x, w, *args, bias=bias)
+        np.testing.assert_array_equal(fused, plain + bias.reshape(1, -1, 1, 1))

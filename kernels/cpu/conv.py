@@ -128,8 +128,10 @@ def _pack_weights(w2, mr, kc_block):
 
 
 @_jit(parallel=True)
-def _forward_implicit(mr, nr, xflat, wpacked, koffs, kc_block, qc_block, kg, groups, ho, wo, wp, out):
-    """out[n, g*Kg + k, oh, ow] for every item (image, group, chunk of positions)."""
+def _forward_implicit(mr, nr, xflat, wpacked, koffs, kc_block, qc_block, kg, groups, ho, wo, wp, bias, out):
+    """out[n, g*Kg + k, oh, ow] (+ bias[g*Kg + k] when ``bias`` is not empty) for every item
+    (image, group, chunk of positions). The bias is added while the tile is copied out, so it
+    costs no pass of its own."""
     n = xflat.shape[0]
     crs = koffs.shape[1]
     q_total = ho * wp
@@ -172,11 +174,14 @@ def _forward_implicit(mr, nr, xflat, wpacked, koffs, kc_block, qc_block, kg, gro
                 lo = max(oh * wp, q0)
                 hi = min(oh * wp + wo, q0 + qc)
                 if hi > lo:
-                    dst[oh, lo - oh * wp : hi - oh * wp] = acc[base + lo : base + hi]
+                    if bias.size:
+                        dst[oh, lo - oh * wp : hi - oh * wp] = acc[base + lo : base + hi] + bias[g * kg + k]
+                    else:
+                        dst[oh, lo - oh * wp : hi - oh * wp] = acc[base + lo : base + hi]
 
 
 @_jit(parallel=True)
-def _forward_direct(xflat, w2, koffs, groups, ho, wo, wp, out):
+def _forward_direct(xflat, w2, koffs, groups, ho, wo, wp, bias, out):
     """Direct convolution for very few taps (a first layer on 1-3 channels), where a GEMM with
     K = C*kh*kw = 9 would spend its time storing tiles, or very few output channels (the input
     gradient of such a layer), where most of an 8-row register tile would be empty.
@@ -186,7 +191,8 @@ def _forward_direct(xflat, w2, koffs, groups, ho, wo, wp, out):
     group of taps. Summing three taps per pass (and all nine of a one-channel 3 x 3 layer in
     one pass) keeps the running sum in registers: a pass per tap would store the whole row
     back to memory after every multiply-add. Indices are unsigned offsets, so the loops
-    vectorize. The real columns (ow < Wo) are then copied out."""
+    vectorize. The real columns (ow < Wo) are then copied out, adding the bias (when
+    ``bias`` is not empty) on the way."""
     n = xflat.shape[0]
     k, crs = w2.shape
     kg = k // groups
@@ -203,7 +209,10 @@ def _forward_direct(xflat, w2, koffs, groups, ho, wo, wp, out):
             else:
                 for r in range(0, crs, 3):
                     _three_taps(acc, xf, wr, koff, r, min(3, crs - r), q_total, r > 0)
-            _copy_real_columns(acc, out_b[ch], 0, ho, wo, wp)
+            if bias.size:
+                _copy_real_columns_plus(acc, out_b[ch], ho, wo, wp, bias[ch])
+            else:
+                _copy_real_columns(acc, out_b[ch], 0, ho, wo, wp)
 
 
 @_jit
@@ -251,6 +260,16 @@ def _three_taps(acc, xf, w, koff, r, taps, q_total, add):
         q = np.uint64(i)
         s = w0 * xf[o0 + q] + w1 * xf[o1 + q] + w2 * xf[o2 + q]
         acc[i] = acc[i] + s if add else s
+
+
+@_jit
+def _copy_real_columns_plus(acc, plane, rows, wo, wp, shift):
+    """plane[oh * Wo + ow] = acc[oh * Wp + ow] + shift for ow < Wo."""
+    for oh in range(rows):
+        src = np.uint64(oh * wp)
+        dst = np.uint64(oh * wo)
+        for o in range(wo):
+            plane[dst + np.uint64(o)] = acc[src + np.uint64(o)] + shift
 
 
 @_jit
@@ -351,11 +370,19 @@ def _offsets(groups, cg, kh, kw, dh, dw, hp, wp):
     return np.stack([_tap_offsets(g * cg, cg, kh, kw, dh, dw, hp, wp) for g in range(groups)])
 
 
-def conv2d_forward(x, w, stride, padding, dilation, groups):
-    """Cross-correlation of (N, C, H, W) ``x`` with (K, C/groups, kh, kw) ``w``."""
+def conv2d_forward(x, w, stride, padding, dilation, groups, bias=None):
+    """Cross-correlation of (N, C, H, W) ``x`` with (K, C/groups, kh, kw) ``w``, plus the
+    (K,) ``bias`` per output channel if given (added as the output is written)."""
     if not _implicit_ok(stride, padding, dilation, x.shape, w.shape):
-        return reference.conv2d_forward(x, w, stride, padding, dilation, groups)
+        return reference.conv2d_forward(x, w, stride, padding, dilation, groups, bias)
     mr, nr = _tile(x, w)
+    if bias is None:
+        bias = np.empty(0, dtype=x.dtype)
+    elif bias.shape != (w.shape[0],) or bias.dtype != x.dtype:
+        raise ValueError(
+            f"conv2d: bias must have shape ({w.shape[0]},) and dtype {x.dtype}, got {bias.shape} {bias.dtype}"
+        )
+    bias = np.ascontiguousarray(bias)
     n, c, k, cg, kh, kw, ph, pw, dh, dw, hp, wp, ho, wo = _geometry(x.shape, w.shape, stride, padding, dilation, groups)
     kg = k // groups
     crs = cg * kh * kw
@@ -363,7 +390,7 @@ def conv2d_forward(x, w, stride, padding, dilation, groups):
         xflat = _pad_flat(np.ascontiguousarray(x), ph, pw, dw * (kw - 1))
         out = np.empty((n, k, ho, wo), dtype=x.dtype)
         koffs = _offsets(groups, cg, kh, kw, dh, dw, hp, wp)
-        _forward_direct(xflat, np.ascontiguousarray(w).reshape(k, crs), koffs, groups, ho, wo, wp, out)
+        _forward_direct(xflat, np.ascontiguousarray(w).reshape(k, crs), koffs, groups, ho, wo, wp, bias, out)
         return out
     # B is read from the input, not packed, so one K slice can hold every tap (up to 2048):
     # each output tile is then written once. Positions are cut into equal chunks of <= QC.
@@ -377,7 +404,7 @@ def conv2d_forward(x, w, stride, padding, dilation, groups):
     koffs = _offsets(groups, cg, kh, kw, dh, dw, hp, wp)
     out = np.empty((n, k, ho, wo), dtype=x.dtype)
     with gemm.slp_vectorize():
-        _forward_implicit(mr, nr, xflat, wpacked, koffs, kc_block, qc_block, kg, groups, ho, wo, wp, out)
+        _forward_implicit(mr, nr, xflat, wpacked, koffs, kc_block, qc_block, kg, groups, ho, wo, wp, bias, out)
     return out
 
 

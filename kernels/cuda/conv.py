@@ -100,8 +100,16 @@ def _col2im(dcols: Any, dx: Any, geo: _Geometry, suffix: str) -> None:
     launch_elementwise("conv.cu", f"col2im_{suffix}", dx.size, (dcols, dx, *geo.ints(), i64(dx.size)))
 
 
-def conv2d_forward(x: Any, w: Any, stride, padding, dilation, groups: int) -> Any:
-    """``out[n, k] = sum_c W[k, c] (*) x[n, c]`` (cross-correlation, as in torch): im2col + GEMM."""
+def conv2d_forward(x: Any, w: Any, stride, padding, dilation, groups: int, bias: Any = None) -> Any:
+    """``out[n, k] = sum_c W[k, c] (*) x[n, c] (+ bias[k])`` (cross-correlation, as in torch):
+    im2col + GEMM, then the bias added in place."""
+    out = _conv2d_forward(x, w, stride, padding, dilation, groups)
+    if bias is not None and out.size:
+        out += bias.reshape(1, -1, 1, 1)
+    return out
+
+
+def _conv2d_forward(x: Any, w: Any, stride, padding, dilation, groups: int) -> Any:
     cp = import_cupy()
     suffix = float_suffix("conv2d_forward", x, w)
     geo = _Geometry("conv2d_forward", x.shape, w.shape, stride, padding, dilation, groups)

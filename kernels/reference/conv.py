@@ -47,16 +47,25 @@ def _windows(x: np.ndarray, kh: int, kw: int, stride: Pair, padding: Pair, dilat
 
 
 def conv2d_forward(
-    x: np.ndarray, w: np.ndarray, stride: Pair, padding: Pair, dilation: Pair, groups: int
+    x: np.ndarray,
+    w: np.ndarray,
+    stride: Pair,
+    padding: Pair,
+    dilation: Pair,
+    groups: int,
+    bias: np.ndarray | None = None,
 ) -> np.ndarray:
-    """``out[n, k] = sum_c W[k, c] (*) x[n, c]`` (cross-correlation, as in torch) by im2col."""
+    """``out[n, k] = sum_c W[k, c] (*) x[n, c] (+ bias[k])`` (cross-correlation, as in torch)
+    by im2col."""
     n, c, _, _ = x.shape
     k, cg, kh, kw = w.shape
     win = _windows(x, kh, kw, stride, padding, dilation)
     ho, wo = win.shape[4], win.shape[5]
     cols = win.reshape(n, groups, cg * kh * kw, ho * wo)
-    out = np.matmul(w.reshape(groups, k // groups, cg * kh * kw), cols)
-    return out.reshape(n, k, ho, wo)
+    out = np.matmul(w.reshape(groups, k // groups, cg * kh * kw), cols).reshape(n, k, ho, wo)
+    if bias is not None:
+        out += bias.reshape(1, k, 1, 1)
+    return out
 
 
 def conv2d_backward_input(

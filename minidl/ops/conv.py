@@ -99,6 +99,33 @@ class Conv2d(Op):
         return Spec(_check_conv(x.shape, w.shape, stride, padding, dilation, groups), infer.promoted_dtype(x, w))
 
 
+class Conv2dBias(Op):
+    """Convolution plus a bias per output channel, as one primitive: the kernels add the bias
+    while they write the output, instead of a second pass over it (torch fuses it too).
+
+        y = conv2d(x, w) + b[None, :, None, None]      db = sum of g over (N, H, W)
+    """
+
+    name = "Conv2dBias"
+
+    @staticmethod
+    def forward(x, w, b, stride, padding, dilation, groups):
+        return kernels_for(x).conv2d_forward(x, w, stride, padding, dilation, groups, bias=b)
+
+    @staticmethod
+    def vjp(ctx, g):
+        gx, gw = Conv2d.vjp(ctx, g)
+        gb = g.sum((0, 2, 3)) if ctx.needs_grad(2) else None
+        return gx, gw, gb
+
+    @classmethod
+    def infer(cls, x: Spec, w: Spec, b: Spec, stride, padding, dilation, groups) -> Spec:
+        out = Conv2d.infer(x, w, stride, padding, dilation, groups)
+        if tuple(b.shape) != (w.shape[0],):
+            raise ShapeError(f"conv2d: bias must have shape ({w.shape[0]},), got {tuple(b.shape)}")
+        return out
+
+
 class Conv2dBackwardInput(Op):
     name = "Conv2dBackwardInput"
 
@@ -139,9 +166,12 @@ class Conv2dBackwardWeight(Op):
         return Spec(tuple(w_shape), x.dtype)
 
 
-def conv2d(x: Tensor, w: Tensor, stride, padding, dilation, groups: int) -> Tensor:
-    """The primitive: normalized pair arguments, symmetric padding, no bias."""
-    return apply(Conv2d, x, w, stride=stride, padding=padding, dilation=dilation, groups=groups)
+def conv2d(x: Tensor, w: Tensor, stride, padding, dilation, groups: int, bias: Tensor | None = None) -> Tensor:
+    """The primitive: normalized pair arguments, symmetric padding, an optional (K,) bias of
+    the same dtype."""
+    if bias is None:
+        return apply(Conv2d, x, w, stride=stride, padding=padding, dilation=dilation, groups=groups)
+    return apply(Conv2dBias, x, w, bias, stride=stride, padding=padding, dilation=dilation, groups=groups)
 
 
 def conv2d_backward_input(g: Tensor, w: Tensor, x_shape, stride, padding, dilation, groups: int) -> Tensor:

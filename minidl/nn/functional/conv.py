@@ -71,14 +71,14 @@ def conv2d(
     else:
         padding = conv_ops.pair("conv2d", "padding", padding)
     conv_ops.Conv2d.infer(Spec(x.shape, x.dtype), Spec(weight.shape, weight.dtype), stride, padding, dilation, groups)
+    if bias is not None and bias.shape != (weight.shape[0],):
+        raise ShapeError(f"conv2d: bias must have shape ({weight.shape[0]},), got {tuple(bias.shape)}")
     if x.dtype is not weight.dtype:
         dtype = promoted_dtype(Spec(x.shape, x.dtype), Spec(weight.shape, weight.dtype))
         x, weight = x.to(dtype), weight.to(dtype)
-    out = conv_ops.conv2d(x, weight, stride, padding, dilation, groups)
-    if bias is not None:
-        if bias.shape != (weight.shape[0],):
-            raise ShapeError(f"conv2d: bias must have shape ({weight.shape[0]},), got {tuple(bias.shape)}")
-        out = out + bias.reshape(1, -1, 1, 1)
+    if bias is not None and bias.dtype is not x.dtype:
+        bias = bias.to(x.dtype)
+    out = conv_ops.conv2d(x, weight, stride, padding, dilation, groups, bias)
     return out.squeeze(0) if unbatched else out
 
 
