@@ -174,10 +174,15 @@ def _forward_implicit(mr, nr, xflat, wpacked, koffs, kc_block, qc_block, kg, gro
                 lo = max(oh * wp, q0)
                 hi = min(oh * wp + wo, q0 + qc)
                 if hi > lo:
-                    if bias.size:
-                        dst[oh, lo - oh * wp : hi - oh * wp] = acc[base + lo : base + hi] + bias[g * kg + k]
+                    row = dst[oh]
+                    if bias.size:  # an explicit loop: a slice expression would allocate a temporary
+                        shift = bias[g * kg + k]
+                        src = np.uint64(base + lo)
+                        dst_off = np.uint64(lo - oh * wp)
+                        for i in range(hi - lo):
+                            row[dst_off + np.uint64(i)] = acc[src + np.uint64(i)] + shift
                     else:
-                        dst[oh, lo - oh * wp : hi - oh * wp] = acc[base + lo : base + hi]
+                        row[lo - oh * wp : hi - oh * wp] = acc[base + lo : base + hi]
 
 
 @_jit(parallel=True)
