@@ -71,6 +71,7 @@ import numba
 import numpy as np
 from numba import uintp
 
+from ..reference.pool import _avg_divisor as _reference_divisor
 from ..reference.pool import pool_output_size
 
 Pair = tuple[int, int]
@@ -449,23 +450,10 @@ def max_pool2d_backward(grad_out: np.ndarray, indices: np.ndarray, x_shape: tupl
 def _avg_divisors(
     h: int, w: int, kernel: Pair, stride: Pair, padding: Pair, out_hw: Pair, count_include_pad, divisor_override, dtype
 ) -> np.ndarray:
-    """The (ho, wo) table of divisors, by torch's rule (cached: a layer asks for the same one
-    every step, and building it costs more than pooling a small batch; the kernels only read it).
-
-    A window starts at ``o * s - p`` and is clipped on the right to the padded input
-    (``min(start + k, size + p)``, which only ``ceil_mode`` windows reach). Its divisor is
-    ``divisor_override`` when given (and non-zero); else the product of the two clipped extents
-    with ``count_include_pad`` (padding counts, the overhang past it does not); else the
-    product of the extents clipped to the input itself.
-    """
-    if divisor_override:
-        return np.full(out_hw, divisor_override, dtype=dtype)
-    sizes = []
-    for size, k, s, p, o in zip((h, w), kernel, stride, padding, out_hw):
-        start = np.arange(o) * s - p
-        end = np.minimum(start + k, size + p)
-        sizes.append(end - start if count_include_pad else np.minimum(end, size) - np.maximum(start, 0))
-    return np.multiply.outer(sizes[0], sizes[1]).astype(dtype)
+    """The (ho, wo) table of divisors, by torch's rule (``reference.pool._avg_divisor``),
+    cached: a layer asks for the same one every step, and building it costs more than pooling
+    a small batch. The kernels only read it."""
+    return _reference_divisor(h, w, kernel, stride, padding, out_hw, count_include_pad, divisor_override, dtype)
 
 
 def avg_pool2d_forward(

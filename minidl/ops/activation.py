@@ -19,6 +19,7 @@ import math
 
 import numpy as np
 
+from ..backend.device import array_module
 from ..backend.registry import kernels_for
 from ..errors import DTypeError
 from ..tensor import Tensor
@@ -58,12 +59,6 @@ class Relu(Activation):
         return x
 
 
-def _cupy_where(cond, a, b):
-    import cupy
-
-    return cupy.where(cond, a, b)
-
-
 class ReluBackward(Op):
     """0 where ``y <= 0``, else ``g``: the gradient of ``y = relu(x)``, as one primitive.
 
@@ -78,7 +73,7 @@ class ReluBackward(Op):
         # not g * (y > 0): a NaN in g must not leak where y <= 0 (see kernels/reference/relu.py)
         if type(g) is np.ndarray:
             return kernels_for(g).relu_backward(g, y)
-        return _cupy_where(y <= 0, 0, g)
+        return array_module(g).where(y <= 0, 0, g)
 
     @staticmethod
     def vjp(ctx, gg):
