@@ -19,6 +19,7 @@ from . import (  # noqa: E402
     cuda,  # noqa: E402
     data,
     dtypes,
+    graph,
     models,
     nn,
     ops,  # noqa: E402  (attaches the op methods to Tensor)
@@ -28,6 +29,7 @@ from .autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set
 from .backend import device
 from .backend.threads import get_num_threads, set_num_threads
 from .dtypes import bool_, float32, float64, get_default_dtype, int32, int64, set_default_dtype
+from .graph import compile, cond  # noqa: A004
 from .ops import *  # noqa: E402,F401,F403
 from .ops import ShapeError, Spec  # noqa: E402
 from .serialization import load, save

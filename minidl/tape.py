@@ -115,6 +115,21 @@ class Node:
             )
         return Tensor._from_node(self._out_data, self)
 
+    def saved_tensor(self, key: str):
+        """A saved array as a tensor (other saved values, ``None`` or numbers, as they are).
+
+        Rules read saved arrays through this so that the same rule also runs on a static
+        graph's node, where the saved value is a symbolic output.
+        """
+        from .tensor import Tensor
+
+        if self.saved is None:
+            raise RuntimeError(self._freed_message())
+        value = self.saved[key]
+        if value is None or isinstance(value, (int, float)):
+            return value
+        return Tensor._wrap(value)
+
     def input_shape(self, i: int) -> tuple[int, ...]:
         """The shape input ``i`` had (shapes never change in place, so no version check)."""
         inputs = self._inputs

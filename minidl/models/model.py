@@ -229,6 +229,7 @@ class Model(Module):
         validation_steps: int | None = None,
         validation_batch_size: int | None = None,
         validation_freq: int = 1,
+        mode: str = "eager",
     ) -> History:
         """Train for ``epochs`` epochs; returns the ``History`` of the logs of each epoch.
 
@@ -241,9 +242,14 @@ class Model(Module):
         global generator. Epochs run from ``initial_epoch`` to ``epochs - 1``;
         ``steps_per_epoch`` cuts (or extends, by starting new passes) an epoch to that many
         batches. ``verbose``: 0 silent, 1 (``'auto'``) a progress bar, 2 one line per epoch.
+        ``mode='graph'`` trains through ``minidl.compile``: each step (forward, loss, backward,
+        update) runs as one compiled static-graph program, with bitwise the same numbers as
+        ``mode='eager'``.
         """
         self._assert_compiled("fit")
         verbose = _verbosity("fit", verbose)
+        if mode not in ("eager", "graph"):
+            raise ValueError(f"fit: mode must be 'eager' or 'graph', got {mode!r}")
         if not isinstance(epochs, int) or epochs < 0:
             raise ValueError(f"fit: epochs must be a non-negative int, got {epochs!r}")
         if not 0.0 <= validation_split < 1.0:
@@ -289,7 +295,8 @@ class Model(Module):
                 tracker.reset()
                 cbs.on_epoch_begin(epoch)
                 self.train()
-                steps = training.train_epoch(self, batches, cbs, tracker)
+                step = training.graph_train_step(self) if mode == "graph" else None
+                steps = training.train_epoch(self, batches, cbs, tracker, step)
                 if steps == 0:
                     if batches.exhausted:  # a one-shot iterator ran dry (it warned): Keras stops here
                         break

@@ -393,8 +393,38 @@ def _check_loss(loss: Any, loss_fn: Any) -> None:
 # ---- the loops ---------------------------------------------------------------------------------
 
 
-def train_epoch(model: Any, batches: EpochIterator, callbacks: CallbackList, tracker: Tracker) -> int:
-    """One epoch of training steps; returns the number of steps taken."""
+def graph_train_step(model: Any) -> Any:
+    """The training step above, compiled into the static graph with ``minidl.compile``: one
+    program per batch shape runs forward, loss, backward and the optimizer's update. Bitwise
+    the same numbers as the eager step, fewer Python dispatches. Cached on the model."""
+    from ..graph.compile import compile as compile_fn
+
+    optimizer, loss_fn = model.optimizer, model.compiled_loss
+    cached = getattr(model, "_graph_train_step", None)
+    if cached is not None and cached[0] is optimizer and cached[1] is loss_fn:
+        return cached[2]
+
+    def train_step(xs: tuple, y: Tensor) -> tuple:
+        optimizer.zero_grad()
+        y_pred = model(*xs)
+        loss = loss_fn(y_pred, y)
+        if not isinstance(loss, Tensor) or loss._data.size != 1:
+            _check_loss(loss, loss_fn)
+        loss.backward()
+        optimizer.step()
+        return loss, y_pred
+
+    # The last batch of an epoch is often smaller: one more trace, expected, so not warned about.
+    step = compile_fn(train_step, warn_on_retrace=False)
+    object.__setattr__(model, "_graph_train_step", (optimizer, loss_fn, step))
+    return step
+
+
+def train_epoch(
+    model: Any, batches: EpochIterator, callbacks: CallbackList, tracker: Tracker, compiled_step: Any = None
+) -> int:
+    """One epoch of training steps; returns the number of steps taken. With ``compiled_step``
+    (``fit(mode='graph')``) each step runs as one compiled program."""
     optimizer = model.optimizer
     zero_grad, step = optimizer.zero_grad, optimizer.step
     loss_fn = model.compiled_loss
@@ -407,6 +437,15 @@ def train_epoch(model: Any, batches: EpochIterator, callbacks: CallbackList, tra
             raise ValueError("fit: the data has no targets; each batch must be (inputs, targets)")
         if begin_hooks:
             callbacks.on_train_batch_begin(i)
+        if compiled_step is not None:
+            loss, y_pred = compiled_step(xs, y)
+            update(loss, y, y_pred)
+            steps += 1
+            if end_hooks:
+                callbacks.on_train_batch_end(i, tracker.logs())
+            if model.stop_training:
+                break
+            continue
         zero_grad()
         y_pred = model(*xs)
         loss = loss_fn(y_pred, y)

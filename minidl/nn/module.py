@@ -32,6 +32,8 @@ import numpy as np
 from .. import dtypes
 from ..autograd.grad_mode import no_grad
 from ..backend.device import Device
+from ..graph.symbolic import SymbolicTensor
+from ..graph.trace import module_call_in_graph, note_grad_reset
 from ..ops.cast import to as tensor_to
 from ..tape import RemovableHandle
 from ..tensor import Tensor
@@ -77,6 +79,11 @@ class Module:
         raise NotImplementedError(f'Module [{type(self).__name__}] is missing the required "forward" function')
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if args and type(args[0]) is SymbolicTensor:  # building a graph (see minidl/graph/trace.py)
+            return module_call_in_graph(self, args, kwargs)
+        return self._call(*args, **kwargs)
+
+    def _call(self, *args: Any, **kwargs: Any) -> Any:
         if not (self._forward_pre_hooks or self._forward_hooks):
             return self.forward(*args, **kwargs)
         for hook in list(self._forward_pre_hooks):
@@ -302,6 +309,8 @@ class Module:
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Reset the gradients of all parameters: to ``None`` (the default, as torch), or to zeros."""
         for p in self.parameters():
+            if note_grad_reset(p):  # inside minidl.compile: the gradient starts afresh
+                continue
             if p.grad is None:
                 continue
             if set_to_none:

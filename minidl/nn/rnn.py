@@ -48,7 +48,7 @@ import warnings
 from typing import Any
 
 from ..ops.activation import relu
-from ..ops.creation import empty, zeros
+from ..ops.creation import empty, zeros_with_sizes_of
 from ..ops.shape import cat, stack
 from ..ops.unary import sigmoid, tanh
 from ..tensor import Tensor
@@ -340,10 +340,11 @@ class RNNBase(Module):
         directions = 2 if self.bidirectional else 1
         real_hidden = self.proj_size if self.proj_size > 0 else self.hidden_size
         default_h = default_c = None
+        batch = ("dim", 1 - tdim) if batch is None else batch  # unknown until a static graph runs
         if h0 is None:
-            default_h = zeros(batch, real_hidden, dtype=x.dtype, device=x.device)
+            default_h = zeros_with_sizes_of(x, batch, real_hidden)
         if c0 is None and self.mode == "LSTM":
-            default_c = zeros(batch, self.hidden_size, dtype=x.dtype, device=x.device)
+            default_c = zeros_with_sizes_of(x, batch, self.hidden_size)
         h_n: list[Tensor] = []
         c_n: list[Tensor] = []
         for layer in range(self.num_layers):
@@ -634,7 +635,7 @@ class RNNCellBase(Module):
         return (input if batched else input.unsqueeze(0)), batched
 
     def _zeros(self, x: Tensor) -> Tensor:
-        return zeros(x.shape[0], self.hidden_size, dtype=x.dtype, device=x.device)
+        return zeros_with_sizes_of(x, ("dim", 0), self.hidden_size)
 
 
 def _as_batched(state: Tensor | None, batched: bool) -> Tensor | None:

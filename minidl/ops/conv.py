@@ -131,6 +131,8 @@ class Conv2dBackwardInput(Op):
 
     @staticmethod
     def forward(g, w, x_shape, stride, padding, dilation, groups):
+        if x_shape[0] is None:  # built with an unknown batch size: it is the gradient's
+            x_shape = (g.shape[0],) + tuple(x_shape[1:])
         return kernels_for(g).conv2d_backward_input(g, w, x_shape, stride, padding, dilation, groups)
 
     @staticmethod

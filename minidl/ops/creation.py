@@ -18,6 +18,7 @@ from .. import dtypes
 from ..dtypes import DType
 from ..errors import DTypeError
 from ..tensor import Tensor
+from .op import Op, Spec, apply
 
 _rng = np.random.default_rng()
 
@@ -201,8 +202,86 @@ def _require_float(name: str, d: DType) -> None:
         raise DTypeError(f"{name}: dtype must be floating point, got {d.name}")
 
 
+class FullLike(Op):
+    """An array of ``x``'s shape filled with ``value``: how ``ones_like`` and friends are built
+    in a static graph where ``x``'s shape is only known at run time. Eager code never needs it."""
+
+    name = "FullLike"
+    differentiable = False
+
+    @staticmethod
+    def forward(x, value, dtype, sizes=None):
+        shape = x.shape if sizes is None else tuple(x.shape[s[1]] if type(s) is tuple else s for s in sizes)
+        return np.full(shape, value, dtype=dtype.np)
+
+    @classmethod
+    def infer(cls, x: Spec, value: Any, dtype: DType, sizes: Any = None) -> Spec:
+        if sizes is None:
+            return Spec(x.shape, dtype)
+        return Spec(tuple(x.shape[s[1]] if type(s) is tuple else s for s in sizes), dtype)
+
+
+def zeros_with_sizes_of(x: Tensor, *sizes: Any, dtype: Any = None) -> Tensor:
+    """Zeros of shape ``sizes``, where an entry ``("dim", i)`` means "x's size along dim i".
+
+    In eager code that is just ``zeros``; on a static graph with an unknown batch size it is a
+    ``FullLike`` node that reads the size when the graph runs (an RNN's initial state).
+    """
+    shape = tuple(x.shape[s[1]] if type(s) is tuple else s for s in sizes)
+    if None in shape:
+        return apply(FullLike, x, value=0, dtype=_dtype(dtype, x.dtype), sizes=tuple(sizes))
+    return zeros(*shape, dtype=dtype or x.dtype, device=_device_or_none(x))
+
+
+class Numel(Op):
+    """The number of elements of ``x`` over ``dims``, as a 0-d array of ``x``'s dtype: the count
+    that ``mean`` divides by, when a static graph knows it only at run time."""
+
+    name = "Numel"
+    differentiable = False
+
+    @staticmethod
+    def forward(x, dims):
+        return np.asarray(math.prod(x.shape[d] for d in dims), dtype=x.dtype)
+
+    @classmethod
+    def infer(cls, x: Spec, dims: tuple) -> Spec:
+        return Spec((), x.dtype)
+
+
+class DropoutMask(Op):
+    """Dropout's mask: ``1 / (1 - p)`` where a uniform draw is ``>= p``, else 0, in ``x``'s shape
+    and dtype. A random op: ``stateful``, so a graph compiler never merges, folds or reorders
+    it, and a compiled step draws the same numbers as the eager step would."""
+
+    name = "DropoutMask"
+    differentiable = False
+    stateful = True
+
+    @staticmethod
+    def forward(x, p):
+        from ..backend.device import array_module
+
+        keep = generator().random(x.shape) >= p
+        return array_module(x).asarray((keep / (1.0 - p)).astype(x.dtype))
+
+    @classmethod
+    def infer(cls, x: Spec, p: float) -> Spec:
+        return x
+
+
+def numel_of(x: Tensor, dims: tuple) -> Tensor:
+    return apply(Numel, x, dims=tuple(dims))
+
+
+def _unknown_size(x: Tensor) -> bool:
+    return None in x.shape
+
+
 def _like(fn):
     def like(x: Tensor, *args: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+        if _unknown_size(x) and fn.__name__ in _FILLS:
+            return apply(FullLike, x, value=_FILLS[fn.__name__], dtype=_dtype(dtype, x.dtype))
         return fn(
             *args, x.shape, dtype=dtype or x.dtype, device=device or _device_or_none(x), requires_grad=requires_grad
         )
@@ -216,6 +295,7 @@ def _device_or_none(x: Tensor) -> Any:
     return None if x.device.type == "cpu" else x.device
 
 
+_FILLS = {"zeros": 0, "ones": 1, "empty": 0}
 zeros_like = _like(zeros)
 ones_like = _like(ones)
 empty_like = _like(empty)
@@ -226,6 +306,8 @@ randn_like = _like(randn)
 def full_like(
     x: Tensor, fill_value: Any, *, dtype: Any = None, device: Any = None, requires_grad: bool = False
 ) -> Tensor:
+    if _unknown_size(x):
+        return apply(FullLike, x, value=fill_value, dtype=_dtype(dtype, x.dtype))
     return full(
         x.shape, fill_value, dtype=dtype or x.dtype, device=device or _device_or_none(x), requires_grad=requires_grad
     )

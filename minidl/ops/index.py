@@ -26,6 +26,7 @@ from ..errors import DTypeError
 from ..tape import grad_state
 from ..tensor import Tensor
 from . import infer
+from . import op as op_layer
 from .op import Op, ShapeError, Spec, _check_inplace_allowed, _commit_inplace, apply, explain
 
 _BASIC = (int, slice, type(None), type(Ellipsis))
@@ -122,7 +123,9 @@ class IndexAddTo(Op):
     name = "IndexAddTo"
 
     @staticmethod
-    def forward(g, index, shape):
+    def forward(g, like=None, index=(), shape=()):
+        if like is not None:  # a static graph's unknown sizes, read off the indexed input
+            shape = infer.fill_unknown(shape, like.shape)
         xp = array_module(g)
         out = xp.zeros(shape, dtype=g.dtype)
         if is_basic(index):
@@ -136,7 +139,7 @@ class IndexAddTo(Op):
         return (gg[ctx.attrs["index"]],)
 
     @classmethod
-    def infer(cls, g: Spec, index: tuple, shape: tuple) -> Spec:
+    def infer(cls, g: Spec, like: Any = None, index: tuple = (), shape: tuple = ()) -> Spec:
         return Spec(tuple(shape), g.dtype)
 
 
@@ -262,14 +265,105 @@ class ScatterAdd(Op):
 # ---- the functions -------------------------------------------------------------------------------
 
 
+class IndexSlot:
+    """In the index template of ``GetItemDynamic``: "the i-th index tensor goes here"."""
+
+    __slots__ = ("i",)
+
+    def __init__(self, i: int) -> None:
+        self.i = i
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is IndexSlot and other.i == self.i
+
+    def __hash__(self) -> int:
+        return hash(("IndexSlot", self.i))
+
+    def __repr__(self) -> str:
+        return f"<index {self.i}>"
+
+
+def _fill_template(template: tuple, arrays: tuple) -> tuple:
+    return tuple(arrays[i.i].astype(np.int64, copy=False) if type(i) is IndexSlot else i for i in template)
+
+
+class GetItemDynamic(Op):
+    """``x[index]`` where integer index tensors are inputs, not attributes: how a static graph
+    indexes with values it only has at run time (an embedding lookup of fed token ids)."""
+
+    name = "IndexDynamic"
+
+    @staticmethod
+    def forward(x, *indices, template):
+        return x[on_device(_fill_template(template, indices), array_module(x))]
+
+    @staticmethod
+    def vjp(ctx, g):
+        indices = ctx.inputs[1:]
+        shape = ctx.input_shape(0)
+        return (apply(IndexAddToDynamic, g, *indices, template=ctx.attrs["template"], shape=tuple(shape)),) + (
+            None,
+        ) * len(indices)
+
+    @classmethod
+    def infer(cls, x: Spec, *indices: Spec, template: tuple) -> Spec:
+        if None in x.shape or any(None in i.shape for i in indices):
+            raise NotImplementedError
+        filled = _fill_template(template, tuple(np.zeros(i.shape, np.int64) for i in indices))
+        return Spec(_index_infer("index", x, filled), x.dtype)
+
+
+class IndexAddToDynamic(Op):
+    """Zeros of ``shape`` with ``g`` added at an index made of runtime index tensors."""
+
+    name = "IndexAddToDynamic"
+
+    @staticmethod
+    def forward(g, *indices, template, shape):
+        return IndexAddTo.forward(g, index=_fill_template(template, indices), shape=shape)
+
+    @staticmethod
+    def vjp(ctx, gg):
+        return (apply(GetItemDynamic, gg, *ctx.inputs[1:], template=ctx.attrs["template"]),) + (None,) * (
+            len(ctx.inputs) - 1
+        )
+
+    @classmethod
+    def infer(cls, g: Spec, *indices: Spec, template: tuple, shape: tuple) -> Spec:
+        return Spec(tuple(shape), g.dtype)
+
+
+def _getitem_dynamic(x: Tensor, index: Any) -> Tensor:
+    items = index if isinstance(index, tuple) else (index,)
+    template, tensors = [], []
+    for item in items:
+        if isinstance(item, Tensor) and type(item) is not Tensor:
+            if item.dtype.category != 1:
+                raise IndexError(
+                    "index: a symbolic index must be an integer tensor (int64); boolean masks give a shape that "
+                    "depends on the data, which a static graph cannot infer -- use where() instead"
+                )
+            template.append(IndexSlot(len(tensors)))
+            tensors.append(item)
+        else:
+            template.extend(normalize_index(item) if isinstance(item, (Tensor, list, np.ndarray)) else (item,))
+    return apply(GetItemDynamic, x, *tensors, template=tuple(template))
+
+
 def getitem(x: Tensor, index: Any) -> Tensor:
     """``x[index]``: NumPy/torch indexing, a view for basic indices and a copy for advanced ones."""
+    if op_layer.SYMBOLIC_TYPE is not None and any(
+        type(i) is op_layer.SYMBOLIC_TYPE for i in (index if isinstance(index, tuple) else (index,))
+    ):
+        return _getitem_dynamic(x, index)
     index = normalize_index(index)
     op = BasicGetItem if is_basic(index) else GetItem
     return apply(op, x, index=index)
 
 
 def index_add_to(g: Tensor, index: tuple, shape: tuple) -> Tensor:
+    if infer.is_dynamic(shape):
+        return apply(IndexAddTo, g, shape.like, index=index, shape=tuple(shape))
     return apply(IndexAddTo, g, index=index, shape=tuple(shape))
 
 

@@ -15,6 +15,34 @@ from ..errors import DTypeError
 from .op import ShapeError, Spec, broadcast_shapes
 
 
+class DynamicShape(tuple):
+    """A shape with unknown sizes (``None``) plus a tensor that has that shape at run time.
+
+    In a static graph, a backward rule asking for ``ctx.input_shape(i)`` of an input whose
+    batch size is unknown gets one of these: the helpers that take a target shape
+    (``broadcast_to``, ``sum_to``, ``reshape``) then pass ``like`` as an extra input, and the
+    op reads the missing sizes off it when the graph runs.
+    """
+
+    like: Any
+
+    def __new__(cls, shape: tuple, like: Any) -> DynamicShape:
+        self = super().__new__(cls, shape)
+        self.like = like
+        return self
+
+
+def fill_unknown(shape: tuple, like_shape: tuple) -> tuple:
+    """``shape`` with each ``None`` replaced by the size at the same position of ``like_shape``
+    (aligned from the right, as broadcasting aligns)."""
+    offset = len(like_shape) - len(shape)
+    return tuple(like_shape[i + offset] if s is None else s for i, s in enumerate(shape))
+
+
+def is_dynamic(shape: Any) -> bool:
+    return type(shape) is DynamicShape and None in shape
+
+
 def shape_of(x: Any) -> tuple:
     return x.shape if isinstance(x, Spec) else ()
 

@@ -22,7 +22,7 @@ differentiable ``softmax`` op instead, so second derivatives are exact.
 
 from __future__ import annotations
 
-import numpy as np
+from typing import Any
 
 from ..backend.device import array_module
 from ..backend.registry import kernels_for
@@ -30,8 +30,10 @@ from ..errors import ShapeError
 from ..tape import grad_state
 from ..tensor import Tensor
 from . import infer
+from .creation import ones_like
 from .op import Op, Spec, apply
 from .softmax import softmax
+from .unary import exp
 
 
 class CrossEntropy(Op):
@@ -60,23 +62,22 @@ class CrossEntropy(Op):
 
     @staticmethod
     def vjp(ctx, g):
+        """d loss / d x = (softmax(x) - onehot(target)) * scale, where the scale is the incoming
+        gradient times the row's weight over the total weight (for 'mean')."""
         x = ctx.input(0)
-        saved, reduction = ctx.saved, ctx.attrs["reduction"]
         if grad_state.enabled:  # the rule is being recorded: keep it differentiable in x
             p = softmax(x, 1)
-        else:
-            p = Tensor._wrap(np.exp(saved["logp"]))
-        xp = array_module(saved["logp"])
-        onehot = xp.zeros(x.shape, dtype=saved["logp"].dtype)
-        onehot[xp.arange(x.shape[0]), saved["safe"]] = 1
-        if reduction == "none":
-            g = g.unsqueeze(1)
-        w = saved["w"]
-        if w is not None:
-            g = g * Tensor._wrap((w / saved["total"] if reduction == "mean" else w)[:, None])
-        elif reduction == "mean":
-            g = g * (1.0 / saved["total"])
-        return ((p - Tensor._wrap(onehot)) * g, None, None)
+        else:  # the forward already computed log p: exponentiating it is cheaper
+            p = exp(ctx.saved_tensor("logp"))
+        onehot = apply(OneHotRows, ctx.saved_tensor("safe"), p)
+        scale = apply(
+            CrossEntropyScale,
+            g,
+            ctx.saved_tensor("w"),
+            ctx.saved_tensor("total"),
+            reduction=ctx.attrs["reduction"],
+        )
+        return ((p - onehot) * scale, None, None)
 
     @classmethod
     def infer(cls, x: Spec, target: Spec, weight=None, ignore_index=-100, reduction="mean") -> Spec:
@@ -87,6 +88,58 @@ class CrossEntropy(Op):
                 f"cross_entropy: expected logits (N, C) and targets (N,), got {tuple(x.shape)} and {tuple(target.shape)}"
             )
         return Spec((x.shape[0],) if reduction == "none" else (), x.dtype)
+
+
+class OneHotRows(Op):
+    """For row i, a 1 in column ``safe[i]``; zeros elsewhere, in ``like``'s shape and dtype."""
+
+    name = "OneHotRows"
+    differentiable = False
+
+    @staticmethod
+    def forward(safe, like):
+        xp = array_module(like)
+        onehot = xp.zeros(like.shape, dtype=like.dtype)
+        onehot[xp.arange(like.shape[0]), safe] = 1
+        return onehot
+
+    @classmethod
+    def infer(cls, safe: Spec, like: Spec) -> Spec:
+        return like
+
+
+class CrossEntropyScale(Op):
+    """The factor each row's ``softmax - onehot`` is multiplied by in the cross-entropy gradient:
+    the incoming gradient ``g``, times the row weight ``w`` (when there are weights or ignored
+    rows), over the ``total`` weight for ``'mean'``. Shaped to broadcast over the classes."""
+
+    name = "CrossEntropyScale"
+
+    @staticmethod
+    def forward(g, w, total, reduction):
+        if reduction == "none":
+            g = g[:, None]
+        if w is not None:
+            return g * (w / total if reduction == "mean" else w)[:, None]
+        if reduction == "mean":
+            return g * (1.0 / total)
+        return g
+
+    @staticmethod
+    def vjp(ctx, gout):
+        # The scale is linear in g: its vjp is the scale of ones, times gout, summed back.
+        g = ctx.input(0)
+        unit = apply(CrossEntropyScale, ones_like(g), ctx.input(1), ctx.input(2), **ctx.attrs)
+        dg = gout * unit
+        return (dg.sum(1) if ctx.attrs["reduction"] == "none" else dg.sum(), None, None)
+
+    @classmethod
+    def infer(cls, g: Spec, w: Any, total: Any, reduction: str) -> Spec:
+        if reduction == "none":
+            return Spec((g.shape[0], 1), g.dtype)
+        if isinstance(w, Spec) and len(w.shape) == 1:
+            return Spec((w.shape[0], 1), g.dtype)
+        return Spec((), g.dtype)
 
 
 def cross_entropy(

@@ -39,6 +39,16 @@ from ..tape import Node, grad_state
 from ..tensor import Tensor
 
 _wrap = Tensor._wrap
+
+#: Set by ``minidl.graph`` at import: the symbolic tensor type, and the module that builds
+#: graph nodes when an op meets one (``minidl/graph/build.py``). The op layer itself knows
+#: nothing of graphs; it only hands such calls over.
+SYMBOLIC_TYPE: Any = None
+symbolic: Any = None
+#: How many graph builds are in progress (a module running on symbolic inputs, a trace).
+#: While it is non-zero, ops on eager tensors that belong in the graph -- parameters and
+#: buffers -- are built as nodes too, instead of being computed once, now.
+graph_building = 0
 _ndarray = np.ndarray
 _NUMPY_SCALARS = (np.generic,)
 _PY_NUMBERS = (int, float, bool)
@@ -151,6 +161,11 @@ def _link_view(view: Tensor, base: Tensor) -> None:
 
 def apply(op: type[Op], *inputs: Any, **attrs: Any) -> Tensor:
     """Run ``op`` on tensors (and constants) now; record it for backward when needed."""
+    for x in inputs:
+        if type(x) is SYMBOLIC_TYPE:
+            return symbolic.apply(op, inputs, attrs)
+    if graph_building and symbolic.lifts(inputs):
+        return symbolic.apply(op, inputs, attrs)
     arrays = [x._data if type(x) is Tensor else x for x in inputs]
     try:
         out = op.forward(*arrays, **attrs)
@@ -161,6 +176,8 @@ def apply(op: type[Op], *inputs: Any, **attrs: Any) -> Tensor:
 
 def unary(op: type[Op], x: Tensor) -> Tensor:
     """``apply`` for a one-input op with no attributes: the shortest path through minidl."""
+    if type(x) is SYMBOLIC_TYPE or (graph_building and symbolic.lifts((x,))):
+        return symbolic.unary(op, x)
     try:
         out = op.forward(x._data)
     except Exception as err:
@@ -177,6 +194,8 @@ def unary(op: type[Op], x: Tensor) -> Tensor:
 
 def float_unary(op: type[Op], x: Tensor) -> Tensor:
     """A unary op that computes in floating point: integer and bool inputs become float32."""
+    if type(x) is SYMBOLIC_TYPE or (graph_building and symbolic.lifts((x,))):
+        return symbolic.float_unary(op, x)
     if x._data.dtype.kind != "f":
         x = _wrap(x._data.astype(dtypes.get_default_dtype().np))
     return unary(op, x)
@@ -188,6 +207,8 @@ def binary(op: type[Op], a: Any, b: Any) -> Tensor:
     Either side may be a Python number. Tensors of equal floating dtype take the fast path;
     everything else goes through ``promote`` first.
     """
+    if graph_building and symbolic.lifts((a, b)):
+        return symbolic.binary(op, a, b)
     if type(a) is Tensor:
         x = a._data
         if type(b) is Tensor:
@@ -197,11 +218,15 @@ def binary(op: type[Op], a: Any, b: Any) -> Tensor:
         elif type(b) in _FAST_SCALARS and x.dtype.kind == "f":
             y = b  # NumPy keeps a float array's dtype with a Python scalar, as torch does
         else:
+            if type(b) is SYMBOLIC_TYPE:
+                return symbolic.binary(op, a, b)
             a, b = _as_operands(op, a, b)
             x, y = promote(op, a, b)
     elif type(b) is Tensor and type(a) in _FAST_SCALARS and b._data.dtype.kind == "f":
         x, y = a, b._data
     else:
+        if type(a) is SYMBOLIC_TYPE or type(b) is SYMBOLIC_TYPE:
+            return symbolic.binary(op, a, b)
         a, b = _as_operands(op, a, b)
         x, y = promote(op, a, b)
     try:
@@ -275,6 +300,12 @@ def apply_inplace(op: type[Op], target: Tensor, *others: Any, **attrs: Any) -> T
     version counter), so a backward rule that needs the old value finds it overwritten and
     raises, instead of silently using the new one.
     """
+    if symbolic is not None and (
+        type(target) is SYMBOLIC_TYPE
+        or any(type(o) is SYMBOLIC_TYPE for o in others)
+        or (graph_building and symbolic.lifts((target, *others)))
+    ):
+        return symbolic.apply_inplace(op, target, others, attrs)
     recording = (
         grad_state.enabled and op.differentiable and (target._rg or any(type(o) is Tensor and o._rg for o in others))
     )

@@ -59,7 +59,7 @@ class MaxPool2d(Op):
 
     @staticmethod
     def vjp(ctx, g):
-        indices = Tensor._wrap(ctx.saved["indices"])
+        indices = ctx.saved_tensor("indices")
         return (max_pool2d_backward(g, indices, ctx.input_shape(0)),)
 
     @classmethod
@@ -75,6 +75,8 @@ class MaxPool2dBackward(Op):
 
     @staticmethod
     def forward(g, indices, x_shape):
+        if None in x_shape:  # built with unknown sizes: batch and channels are the gradient's
+            x_shape = tuple(g.shape[i] if s is None else s for i, s in enumerate(x_shape))
         return kernels_for(g).max_pool2d_backward(g, indices, x_shape)
 
     @staticmethod
@@ -113,6 +115,8 @@ class AvgPool2dBackward(Op):
 
     @staticmethod
     def forward(g, x_shape, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override):
+        if None in x_shape:  # built with unknown sizes: batch and channels are the gradient's
+            x_shape = tuple(g.shape[i] if s is None else s for i, s in enumerate(x_shape))
         return kernels_for(g).avg_pool2d_backward(
             g, x_shape, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override
         )

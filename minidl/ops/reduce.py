@@ -48,7 +48,10 @@ def _keep(g: Tensor, in_shape: tuple, dims: tuple[int, ...], keepdim: bool) -> T
     """Reinsert the reduced dimensions of a gradient as size 1, so that it broadcasts."""
     if keepdim or not dims:
         return g
-    return g.reshape(infer.reduced_shape(in_shape, dims, True))
+    shape = infer.reduced_shape(in_shape, dims, True)
+    if infer.is_dynamic(in_shape):
+        shape = infer.DynamicShape(shape, in_shape.like)
+    return g.reshape(shape)
 
 
 class Reduction(Op):
@@ -86,7 +89,9 @@ class SumTo(Op):
     name = "SumTo"
 
     @staticmethod
-    def forward(x, shape):
+    def forward(x, like=None, shape=()):
+        if like is not None:
+            shape = infer.fill_unknown(shape, like.shape)
         lead = x.ndim - len(shape)
         axes = tuple(range(lead)) + tuple(lead + i for i, s in enumerate(shape) if s == 1 and x.shape[lead + i] != 1)
         out = x.sum(axis=axes, keepdims=True) if axes else x
@@ -97,7 +102,7 @@ class SumTo(Op):
         return (broadcast_to(g, ctx.input_shape(0)),)
 
     @classmethod
-    def infer(cls, x: Spec, shape: tuple) -> Spec:
+    def infer(cls, x: Spec, like: Any = None, shape: tuple = ()) -> Spec:
         infer.broadcast_shapes("sum_to", x.shape, shape)
         return Spec(tuple(shape), x.dtype)
 
@@ -109,7 +114,9 @@ class BroadcastTo(Op):
     is_view = True
 
     @staticmethod
-    def forward(x, shape):
+    def forward(x, like=None, shape=()):
+        if like is not None:
+            shape = infer.fill_unknown(shape, like.shape)
         return np.broadcast_to(x, shape)
 
     @staticmethod
@@ -117,7 +124,7 @@ class BroadcastTo(Op):
         return (sum_to(g, ctx.input_shape(0)),)
 
     @classmethod
-    def infer(cls, x: Spec, shape: tuple) -> Spec:
+    def infer(cls, x: Spec, like: Any = None, shape: tuple = ()) -> Spec:
         shape = tuple(shape)
         ok = len(shape) >= len(x.shape) and builtins.all(
             s == t or s == 1 or s is None or t is None for s, t in zip(x.shape[::-1], shape[::-1])
@@ -134,11 +141,17 @@ def sum_to(g: Tensor, shape: tuple) -> Tensor:
     """``g`` summed over the dimensions that broadcasting stretched to reach ``g.shape``."""
     if g.shape == shape:
         return g
+    if infer.is_dynamic(shape):
+        return apply(SumTo, g, shape.like, shape=tuple(shape))
     return apply(SumTo, g, shape=tuple(shape))
 
 
 def broadcast_to(x: Tensor, shape: Any) -> Tensor:
     """A read-only view of ``x`` broadcast to ``shape`` (torch's ``expand`` without the -1s)."""
+    if infer.is_dynamic(shape):
+        if x.shape == tuple(shape):
+            return x
+        return apply(BroadcastTo, x, shape.like, shape=tuple(shape))
     shape = tuple(shape)
     if x.shape == shape:
         return x
@@ -400,7 +413,7 @@ def sum(x: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: Any = None)
     """Sum over ``dim`` (an int, a tuple, or None for all). Integers and bools sum to int64."""
     if dtype is not None:
         x = x.to(dtype)
-    if dim is None and not keepdim and type(x) is Tensor:
+    if dim is None and not keepdim and isinstance(x, Tensor):
         return unary(_SumAll, x)
     return apply(Sum, x, dim=_dims("sum", x, dim), keepdim=keepdim)
 
@@ -431,6 +444,10 @@ def mean(x: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: Any = None
             "floating-point tensor; convert with .float() or pass dtype=minidl.float32"
         )
     dims = _dims("mean", x, dim)
+    if builtins.any(x.shape[d] is None for d in dims):
+        from .creation import numel_of
+
+        return sum(x, dim, keepdim) / numel_of(x, dims)  # the count is known when the graph runs
     count = math.prod(x.shape[d] for d in dims)
     total = sum(x, dim, keepdim)
     return total / count if count else total / 0.0

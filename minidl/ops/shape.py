@@ -34,7 +34,7 @@ def _resolve_shape(name: str, old: tuple, new: tuple) -> tuple:
     """Fill in one ``-1`` and check that the element count is unchanged."""
     if new.count(-1) > 1:
         raise ShapeError(f"{name}: only one dimension can be inferred (-1), got shape {new}")
-    if any(s < -1 for s in new):
+    if any(s is not None and s < -1 for s in new):
         raise ShapeError(f"{name}: invalid shape dimension in {new}")
     if None in old:
         return new
@@ -57,7 +57,11 @@ class Reshape(Op):
     is_view = True
 
     @staticmethod
-    def forward(x, shape):
+    def forward(x, like=None, shape=()):
+        if like is not None:
+            shape = infer.fill_unknown(shape, like.shape)
+        elif None in shape:  # built on a static graph with one unknown size: NumPy infers it
+            shape = tuple(-1 if s is None else s for s in shape)
         return x.reshape(shape)
 
     @staticmethod
@@ -65,8 +69,14 @@ class Reshape(Op):
         return (g.reshape(ctx.input_shape(0)),)
 
     @classmethod
-    def infer(cls, x: Spec, shape: tuple) -> Spec:
-        return Spec(_resolve_shape("reshape", x.shape, tuple(shape)), x.dtype)
+    def infer(cls, x: Spec, like: Any = None, shape: tuple = ()) -> Spec:
+        if like is None and tuple(shape).count(None) + tuple(shape).count(-1) > 1:
+            raise ShapeError(
+                f"reshape: the target shape {tuple(shape)} of an input of shape {tuple(x.shape)} has more than one "
+                "size that is unknown until the graph runs; give the placeholder more known sizes"
+            )
+        resolved = _resolve_shape("reshape", x.shape, tuple(shape))
+        return Spec(tuple(None if s == -1 else s for s in resolved), x.dtype)
 
 
 class Permute(Op):
@@ -100,6 +110,22 @@ class Contiguous(Op):
     @staticmethod
     def vjp(ctx, g):
         return (g,)
+
+    @classmethod
+    def infer(cls, x: Spec) -> Spec:
+        return x
+
+
+class Detach(Op):
+    """The same value with no gradient path: what ``detach`` means on a symbolic tensor
+    (TensorFlow's ``stop_gradient``). Eager ``detach`` needs no op: it wraps the same array."""
+
+    name = "Detach"
+    differentiable = False
+
+    @staticmethod
+    def forward(x):
+        return x
 
     @classmethod
     def infer(cls, x: Spec) -> Spec:
@@ -284,6 +310,10 @@ builtin_max = max
 
 def reshape(x: Tensor, *shape: Any) -> Tensor:
     """The same elements in a new shape (one ``-1`` is inferred); a view when possible."""
+    if len(shape) == 1 and infer.is_dynamic(shape[0]):
+        if tuple(shape[0]) == tuple(x.shape):
+            return x
+        return apply(Reshape, x, shape[0].like, shape=tuple(shape[0]))
     shape = _shape_arg(shape)
     if shape == x.shape:
         return apply(Reshape, x, shape=shape)
@@ -311,7 +341,15 @@ def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     e = infer.normalize_dim("flatten", end_dim, x.ndim)
     if s > e:
         raise ValueError(f"flatten: start_dim ({start_dim}) cannot come after end_dim ({end_dim})")
-    shape = x.shape[:s] + (math.prod(x.shape[s : e + 1]),) + x.shape[e + 1 :]
+    merged = x.shape[s : e + 1]
+    shape = x.shape[:s] + (None if None in merged else math.prod(merged),) + x.shape[e + 1 :]
+    if None in shape:  # a static graph with unknown sizes: let the one unknown be inferred
+        if shape.count(None) > 1:
+            raise ShapeError(
+                f"flatten: input of shape {x.shape} has more than one unknown size around the flattened "
+                "dimensions; give the placeholder more known sizes, or reshape explicitly"
+            )
+        shape = tuple(-1 if d is None else d for d in shape)
     return apply(Reshape, x, shape=shape)
 
 

@@ -33,6 +33,7 @@ This file also holds ``lerp_``, the one array helper two update rules share.
 from __future__ import annotations
 
 import copy
+import functools
 import numbers
 import warnings
 from collections import defaultdict
@@ -44,6 +45,10 @@ import numpy as np
 
 from ..autograd import enable_grad
 from ..backend.device import array_module
+from ..graph.optimize_step import graph_step, tracing_with_symbolic_grads
+from ..graph.optimize_step import minimize as graph_minimize
+from ..graph.symbolic import SymbolicTensor
+from ..graph.trace import note_grad_reset
 from ..tensor import Tensor
 
 __all__ = ["Optimizer", "ParamsT", "lerp_", "check_number"]
@@ -93,6 +98,28 @@ class Optimizer:
         for param_group in param_groups:
             self.add_param_group(param_group)
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Every subclass's ``step`` learns one more thing: inside ``minidl.compile``, called on
+        # symbolic gradients, it adds a step node to the graph instead of updating now.
+        super().__init_subclass__(**kwargs)
+        step = cls.__dict__.get("step")
+        if step is None or hasattr(step, "__wrapped__"):
+            return
+
+        @functools.wraps(step)
+        def graph_aware_step(self: Optimizer, closure: Callable[[], Any] | None = None) -> Any:
+            if closure is None and tracing_with_symbolic_grads(self):
+                return graph_step(self, step)
+            return step(self, closure)
+
+        cls.step = graph_aware_step
+
+    def minimize(self, loss: Tensor, var_list: Any = None) -> Any:
+        """A static-graph train op (TensorFlow 1's ``minimize``): the gradients of ``loss``
+        (symbolic) for the parameters, followed by this optimizer's step. Run it with
+        ``session.run(train_op, feed_dict)``."""
+        return graph_minimize(self, loss, var_list)
+
     # ---- what subclasses provide ------------------------------------------------------------
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
@@ -128,6 +155,10 @@ class Optimizer:
             if isinstance(param, tuple) and len(param) == 2 and isinstance(param[0], str):
                 names.append(param[0])
                 param = param[1]
+            if type(param) is SymbolicTensor:  # a graph Variable: optimize the tensor that holds it
+                from ..graph.variables import variable_state
+
+                param = variable_state(param).storage
             tensors.append(param)
         if names and len(names) != len(tensors):
             raise ValueError(f"{name}: all optimizer params should be with/without names. Some param names are missing")
@@ -180,6 +211,8 @@ class Optimizer:
         for group in self.param_groups:
             for p in group["params"]:
                 g = p._grad
+                if note_grad_reset(p):  # inside minidl.compile: the gradient starts afresh
+                    continue
                 if g is None:
                     continue
                 if set_to_none:

@@ -10,7 +10,7 @@ from ...backend.device import array_module
 from ...errors import DTypeError
 from ...ops import creation, linalg
 from ...ops.arith import where
-from ...ops.op import ShapeError
+from ...ops.op import ShapeError, apply
 from ...tensor import Tensor
 
 linear = linalg.linear
@@ -25,8 +25,7 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
         return input
     if p == 1.0:
         return input * 0.0
-    keep = creation.generator().random(input.shape) >= p
-    mask = Tensor(array_module(input._data).asarray((keep / (1.0 - p)).astype(input._data.dtype)))
+    mask = apply(creation.DropoutMask, input, p=p)
     if inplace:
         return input.mul_(mask)
     return input * mask
@@ -67,7 +66,9 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None) -> 
         )
     n = weight.shape[0]
     idx = input._data
-    if idx.size and (idx.min() < -n or idx.max() >= n):
+    if type(idx) is not np.ndarray and not type(idx).__module__.startswith("cupy"):
+        pass  # a static graph's symbolic indices: no values to check while building
+    elif idx.size and (idx.min() < -n or idx.max() >= n):
         raise IndexError(
             f"embedding: index out of range: indices must be in [0, {n}), got values from {int(idx.min())} to {int(idx.max())}"
         )

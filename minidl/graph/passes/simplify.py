@@ -1,0 +1,309 @@
+"""Algebraic simplification: rewrite ops that provably change nothing, bit for bit.
+
+Level 1 promises results *bitwise* equal to eager code, so only identities that hold for
+every floating-point value -- signed zeros, infinities, NaN -- are used. Each rule below
+says why it is exact (IEEE 754 arithmetic, round to nearest)::
+
+    before                               after
+    p = pow(g, 1.0)                      y = mul(m, g)
+    y = mul(m, p)
+
+Rules, with ``x`` an array value, ``1`` / ``0`` a literal or a constant all of whose
+elements are that number, and the result's dtype and shape required to equal ``x``'s (``x * 1``
+of a float64 one promotes an int ``x``; a ``(3, 4)`` one broadcasts a ``(4,)`` ``x``):
+
+=============================  ===================================================================
+rule                           why it is exact
+=============================  ===================================================================
+``x * 1``, ``1 * x`` -> x      multiplying by one is exact for every x, NaN and inf included
+``x / 1`` -> x                 likewise
+``x ** 1`` -> x                IEEE ``pow(x, 1)`` is ``x`` for every x
+``x - 0.0`` -> x               ``x - (+0)`` is ``x + (-0)``, and ``-0`` is the additive identity:
+                               ``-0 + -0 = -0``, ``+0 + -0 = +0``
+``x + (-0.0)`` -> x            the same identity, written directly
+``x + 0.0``                    **not** rewritten: ``-0.0 + 0.0 = +0.0``, so it would turn ``-0``
+                               into ``+0`` (for integers ``x + 0`` and ``x - 0`` are rewritten)
+``-(-x)`` -> x                 negation flips the sign bit; twice restores it
+``reshape`` to x's own shape   the same elements in the same order (at most one size unknown:
+                               the element count then fixes it)
+``broadcast_to``/``sum_to`` of  nothing is stretched or summed (shapes fully known)
+x's own shape
+``permute`` by the identity    no axis moves
+``permute(permute(x, p), q)``  one permute by ``p[q]``: axes move as they would in two steps
+``reshape(reshape(x))``        one reshape to the final (fully known) shape
+``cast`` to x's own dtype      a copy of the same bits
+``cast(cast(x, B), A)`` -> x   when x is ``A`` and ``B`` holds every ``A`` value exactly
+                               (float32 -> float64 -> float32; int32 -> int64 -> int32)
+``detach(x)`` -> x             in a forward program ``detach`` is the identity
+=============================  ===================================================================
+
+Not rewritten, though tempting: ``x * 0`` (``inf * 0`` is NaN, ``-x * 0`` is ``-0``),
+``x * -1`` -> ``-x`` (the sign of a NaN result differs on x86), ``x * 2`` -> ``x + x``
+(exact, but no cheaper in NumPy), ``x / c`` -> ``x * (1 / c)`` (rounds differently).
+
+Replacing a computed value by another one makes two names share one array. That is
+harmless unless someone could write through it, so a rule is skipped when the replacement
+*borrows* memory (a variable's storage, a fed array, a constant; see ``rewrite.borrows``)
+and either the value is fetched or the program has side effects -- unless the op already
+returned (a view of) its input, as ``reshape`` or ``detach`` do, in which case nothing
+changes. A fetched value is never replaced by another fetched value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ...ops import arith, cast, reduce, shape, unary
+from ..ir import Node, Output
+from ..program import Subgraph
+from .rewrite import Rewriter, borrows, has_effects, is_protected
+
+__all__ = ["simplify"]
+
+#: What a rule returns: ``(value, keeps_alias)`` to replace the node's output by ``value``
+#: (``keeps_alias``: the op already returned its input, or a view of it), or a new node.
+Rewrite = tuple[Output, bool] | Node | None
+
+
+def simplify(sub: Subgraph, protected: Any = ()) -> tuple[Subgraph, str]:
+    """Apply the exact rewrites of the module docstring; returns the new subgraph and a note."""
+    rw = Rewriter(sub, protected)
+    fetched = set(sub.outputs)
+    effects = has_effects(sub)
+    fetched_values: set[Output] = set()  # new values already standing for a fetched output
+    applied: dict[str, int] = {}
+    for old in sub.nodes:
+        node = rw.rebuilt(old)
+        rule = _RULES.get(node.op) if node.kind == "op" and not is_protected(old, protected) else None
+        change = rule(node) if rule is not None else None
+        is_fetched = old.output(0) in fetched
+        if isinstance(change, tuple):
+            value, keeps_alias = change
+            if _may_alias(value, keeps_alias, is_fetched, effects, protected, fetched_values):
+                rw.replace(old, [value])
+                if is_fetched:
+                    fetched_values.add(value)
+                applied[node.op.label] = applied.get(node.op.label, 0) + 1
+                continue
+        elif isinstance(change, Node):
+            rw.keep(old, change)
+            applied[node.op.label] = applied.get(node.op.label, 0) + 1
+            continue
+        kept = rw.keep(old, node)
+        fetched_values.update(new for o, new in zip(old.outputs, kept.outputs) if o in fetched)
+    note = ", ".join(f"{k} x{n}" for k, n in sorted(applied.items()))
+    return rw.result(), note
+
+
+def _may_alias(
+    value: Output, keeps_alias: bool, is_fetched: bool, effects: bool, protected: Any, fetched_values: set
+) -> bool:
+    if is_fetched and value in fetched_values:
+        return False  # two fetched results would come back as one array
+    if keeps_alias:
+        return True
+    if (is_fetched or effects) and borrows(value, protected):
+        return False
+    return True
+
+
+# ---- helpers ----------------------------------------------------------------------------------------
+
+
+def _constant_of(v: Any) -> Any:
+    """The known value of an input: a literal number, a constant's payload, or ``None``."""
+    if type(v) is Output:
+        return v.node.payload if v.node.kind == "constant" else None
+    if isinstance(v, (bool, int, float, np.generic)):
+        return v
+    return None
+
+
+def _all(v: Any, test: Callable[[np.ndarray], np.ndarray]) -> bool:
+    c = _constant_of(v)
+    if c is None:
+        return False
+    arr = np.asarray(c)
+    return arr.size > 0 and bool(np.all(test(arr)))
+
+
+def _is_one(v: Any) -> bool:
+    return _all(v, lambda a: a == 1)
+
+
+def _is_zero(v: Any, sign: int | None) -> bool:
+    """All zeros; for floats also of the given sign (``+1``: ``+0.0``, ``-1``: ``-0.0``)."""
+
+    def test(a: np.ndarray) -> np.ndarray:
+        if a.dtype.kind != "f" or sign is None:
+            return a == 0
+        return (a == 0) & (np.signbit(a) == (sign < 0))
+
+    return _all(v, test)
+
+
+def _same_result(node: Node, x: Any, other: Any) -> bool:
+    """Whether ``op(x, other)`` has exactly ``x``'s dtype and shape, whatever the sizes are."""
+    if type(x) is not Output:
+        return False
+    xs, out = x.spec, node.specs[0]
+    if xs.dtype is not out.dtype or tuple(xs.shape) != tuple(out.shape):
+        return False
+    c = _constant_of(other)
+    cshape = np.shape(c) if type(other) is Output else ()
+    if len(cshape) > len(xs.shape):
+        return False
+    # each of the other operand's dimensions must be 1, or exactly x's (known) size
+    return all(d == 1 or d == s for d, s in zip(cshape[::-1], xs.shape[::-1]))
+
+
+def _is_float(x: Output) -> bool:
+    return x.spec.dtype.category == 2
+
+
+def _static(shape_: tuple) -> bool:
+    return None not in shape_
+
+
+def _op_input(v: Any, op: type) -> Node | None:
+    """The node producing ``v`` if it is an ``op`` node of class ``op``."""
+    if type(v) is Output and v.index == 0 and v.node.kind == "op" and v.node.op is op:
+        return v.node
+    return None
+
+
+# ---- the rules ----------------------------------------------------------------------------------------
+
+
+def _mul(node: Node) -> Rewrite:
+    a, b = node.inputs
+    if _is_one(b) and _same_result(node, a, b):
+        return a, False
+    if _is_one(a) and _same_result(node, b, a):
+        return b, False
+    return None
+
+
+def _div(node: Node) -> Rewrite:
+    a, b = node.inputs
+    if _is_one(b) and _same_result(node, a, b):
+        return a, False
+    return None
+
+
+def _pow(node: Node) -> Rewrite:
+    a, b = node.inputs
+    if _is_one(b) and _same_result(node, a, b):
+        return a, False
+    return None
+
+
+def _add(node: Node) -> Rewrite:
+    a, b = node.inputs
+    for x, z in ((a, b), (b, a)):
+        if type(x) is Output and _same_result(node, x, z) and _is_zero(z, -1 if _is_float(x) else None):
+            return x, False
+    return None
+
+
+def _sub(node: Node) -> Rewrite:
+    a, b = node.inputs
+    if type(a) is Output and _same_result(node, a, b) and _is_zero(b, +1 if _is_float(a) else None):
+        return a, False
+    return None
+
+
+def _neg(node: Node) -> Rewrite:
+    inner = _op_input(node.inputs[0], unary.Neg)
+    if inner is not None and type(inner.inputs[0]) is Output and inner.inputs[0].spec.dtype is node.specs[0].dtype:
+        return inner.inputs[0], False
+    return None
+
+
+def _reshape(node: Node) -> Rewrite:
+    x = node.inputs[0]
+    if type(x) is not Output:
+        return None
+    out = tuple(node.specs[0].shape)
+    if tuple(x.spec.shape) == out and out.count(None) <= 1:
+        return x, True
+    inner = _op_input(x, shape.Reshape)
+    if inner is not None and _static(out) and len(node.inputs) == 1 and type(inner.inputs[0]) is Output:
+        return node.replace(inputs=(inner.inputs[0],), attrs={**node.attrs, "shape": out})
+    return None
+
+
+def _same_shape(node: Node) -> Rewrite:
+    """``broadcast_to`` / ``sum_to`` to the shape the input already has."""
+    x = node.inputs[0]
+    out = tuple(node.specs[0].shape)
+    if type(x) is Output and _static(out) and tuple(x.spec.shape) == out:
+        return x, True
+    return None
+
+
+def _permute(node: Node) -> Rewrite:
+    x = node.inputs[0]
+    dims = tuple(node.attrs["dims"])
+    inner = _op_input(x, shape.Permute)
+    if inner is not None and type(inner.inputs[0]) is Output:
+        first = tuple(inner.attrs["dims"])
+        composed = tuple(first[d] for d in dims)
+        if composed == tuple(range(len(composed))):
+            return inner.inputs[0], True
+        return node.replace(inputs=(inner.inputs[0],), attrs={**node.attrs, "dims": composed})
+    if type(x) is Output and dims == tuple(range(len(dims))):
+        return x, True
+    return None
+
+
+def _exact_widening(a: np.dtype, b: np.dtype) -> bool:
+    """Whether every value of dtype ``a`` is exactly a value of ``b``."""
+    if a == b:
+        return True
+    if a.kind == "f":
+        return b.kind == "f" and b.itemsize >= a.itemsize
+    if a.kind == "b":
+        return b.kind in "buif"
+    if a.kind in "iu" and b.kind in "iu":
+        return np.can_cast(a, b, "safe")
+    return False
+
+
+def _cast(node: Node) -> Rewrite:
+    x = node.inputs[0]
+    if type(x) is not Output:
+        return None
+    target = node.attrs["dtype"]
+    if x.spec.dtype is target:
+        return x, False
+    inner = _op_input(x, cast.Cast)
+    if inner is not None and type(inner.inputs[0]) is Output:
+        src = inner.inputs[0]
+        if src.spec.dtype is target and _exact_widening(target.np, inner.attrs["dtype"].np):
+            return src, False
+    return None
+
+
+def _detach(node: Node) -> Rewrite:
+    x = node.inputs[0]
+    return (x, True) if type(x) is Output else None
+
+
+_RULES: dict[type, Callable[[Node], Rewrite]] = {
+    arith.Mul: _mul,
+    arith.Div: _div,
+    arith.Pow: _pow,
+    arith.Add: _add,
+    arith.Sub: _sub,
+    unary.Neg: _neg,
+    shape.Reshape: _reshape,
+    reduce.BroadcastTo: _same_shape,
+    reduce.SumTo: _same_shape,
+    shape.Permute: _permute,
+    cast.Cast: _cast,
+    shape.Detach: _detach,
+}
