@@ -37,6 +37,13 @@ def test_example_runs(name):
     assert result.returncode == 0, result.stderr
 
 
+def _run_example(name: str, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, str(ROOT / "examples" / name), *args], capture_output=True, text=True, env=env, timeout=300
+    )
+
+
 def test_quickstart_learns_the_spirals():
     """The demo's classifier separates the two spirals (well above chance)."""
     sys.path.insert(0, str(ROOT / "examples"))
@@ -90,3 +97,35 @@ def test_training_benchmark_smoke(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "training.json").exists() and (tmp_path / "training.png").exists()
+
+
+def test_static_graph_example(tmp_path):
+    """The TensorFlow-1-style example trains through a Session and the module agrees eagerly."""
+    result = _run_example("static_graph.py", "--small", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    session_acc = float(result.stdout.split("test accuracy (Session): ")[1].split()[0])
+    eager_acc = float(result.stdout.split("test accuracy (eager, same module): ")[1].split()[0])
+    assert session_acc == eager_acc and session_acc > 0.8, result.stdout
+    assert (tmp_path / "static_graph.dot").read_text().startswith("digraph")
+
+
+def test_compile_training_example():
+    """The compiled and eager training runs of the example agree bitwise, and a retrace is explained."""
+    result = _run_example("compile_training.py", "--small")
+    assert result.returncode == 0, result.stderr
+    assert "bitwise identical: True" in result.stdout
+    assert "retracing" in result.stdout and "(16, 1, 28, 28)" in result.stdout and "(8, 1, 28, 28)" in result.stdout
+
+
+def test_graph_benchmark_smoke(tmp_path):
+    """benchmarks/graph_vs_eager.py runs end to end on its smoke settings (results not checked)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MINIDL_BENCH_RESULTS": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "graph_vs_eager.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "graph_vs_eager.json").exists() and (tmp_path / "graph_vs_eager.png").exists()

@@ -358,8 +358,11 @@ def stop_gradient(x: SymbolicTensor) -> SymbolicTensor:
 
 def register() -> None:
     """Install the hooks through which the op layer hands symbolic calls to this module."""
+    from .symbolic import locate_errors
+
     op_layer.SYMBOLIC_TYPE = SymbolicTensor
     op_layer.symbolic = _Dispatch
+    locate_errors()
 
 
 def lifts(inputs: tuple) -> bool:

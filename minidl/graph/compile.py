@@ -10,12 +10,15 @@ program directly. A new one is traced: the function runs once on symbolic tensor
 (``trace.py``), the graph is optimized and turned into a flat program (``program.py``), and a
 ``RetraceWarning`` says which argument changed. Programs are also *guarded* by what the trace
 assumed about the world outside the arguments: the ``training`` flag of every module that
-ran, and whether parameters already held a ``.grad``.
+ran, and whether parameters (and arguments that require grad) already held a ``.grad``.
 
 What a trace can and cannot see:
 
 * every minidl op, module, loss, ``backward()`` and ``optimizer.step()`` -- these become the
-  program, so a whole training step compiles into one call;
+  program, so a whole training step compiles into one call; random draws (dropout, ``randn``)
+  happen on every call, in eager's order, so a seeded run draws eager's numbers; an in-place
+  change of an argument is written back after each call; a compiled function called inside
+  another one becomes part of its graph;
 * Python control flow runs once, at trace time. Branching on a *traced value* (``if loss >
   0:``) raises a ``TracingError`` naming the line; use ``minidl.cond`` or a static argument;
 * Python side effects (appending to a list) also happen only at trace time; mutating a list
@@ -23,12 +26,15 @@ What a trace can and cannot see:
 
 The compiled callable is a drop-in: it returns tensors, and when it does not run backward
 itself (a compiled forward), its outputs are recorded on the eager tape so ``loss.backward()``
-works; the gradient program is generated on first use.
+works; the gradient program is generated on first use. It recomputes the forward from the
+call's inputs and random draws, one program per output: a loss on a single output gets eager's
+gradients bitwise, a loss combining several outputs of one call the same up to rounding.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -42,7 +48,7 @@ from .gradients import gradients
 from .ir import Graph, Output
 from .program import Program, compile_program, prune
 from .symbolic import SymbolicTensor, TracingError
-from .trace import Tracer
+from .trace import Tracer, current_tracer
 from .variables import placeholder
 
 __all__ = ["compile", "CompiledFunction", "RetraceWarning"]
@@ -80,6 +86,9 @@ class _Entry:
         self.diff_states: list[Any] = []  # captured trainable variable states (for the tape)
         self.backward_programs: dict[int, tuple[Program, list]] = {}
         self.grad_resets: list[Any] = []
+        self.grad_feeds: list[int] = []  # arguments whose .grad on entry the program reads (accumulation)
+        self.random_outputs: list[tuple[Output, int]] = []  # random draws, kept for the gradient program
+        self.arg_writes: list[tuple[int, int]] = []  # (argument changed in place, program output index)
 
 
 class CompiledFunction:
@@ -98,22 +107,25 @@ class CompiledFunction:
         self._last_described: Any = None
         self.retraces: list[str] = []  # the reason of each trace after the first
         self.traces = 0
+        self._arg_names = _positional_names(fn)
         functools.update_wrapper(self, fn, updated=())
 
     # ---- calling ---------------------------------------------------------------------------
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if current_tracer() is not None:  # inside another compiled function: part of its graph
+            return self.fn(*args, **kwargs)
         tensors: list[Tensor] = []
         described: list[tuple[str, Any]] = []
-        key = (_signature(args, kwargs, tensors, described), grad_state.enabled)
+        key = (_signature(args, kwargs, tensors, described, self._arg_names), grad_state.enabled)
         entry = None
         for candidate in self._cache.get(key, ()):
-            if _guards_hold(candidate):
+            if _guards_hold(candidate, tensors):
                 entry = candidate
                 break
         if entry is None:
-            reason = self._why(key, described)
-            entry = self._trace(args, kwargs, tensors)
+            reason = self._why(key, described, tensors)
+            entry = self._trace(args, kwargs, tensors, [name for name, sig in described if sig[0] == "tensor"])
             self._cache.setdefault(key, []).append(entry)
             if reason is not None:
                 self.retraces.append(reason)
@@ -126,25 +138,31 @@ class CompiledFunction:
         fn = self.fn
         return getattr(fn, "__qualname__", None) or type(fn).__name__
 
-    def _why(self, key: Any, described: list) -> str | None:
+    def _why(self, key: Any, described: list, tensors: list[Tensor]) -> str | None:
         if self.traces == 0:
             return None
         if key in self._cache:
-            failed = [_describe_guard(g) for e in self._cache[key] for g in e.guards if not _guard_holds(g)]
+            # against the most recent program of this signature: what changed since it ran
+            entries = reversed(self._cache[key])
+            failed = [_describe_guard(g) for e in entries for g in e.guards if not _guard_holds(g, tensors)]
             return failed[0] if failed else "a guard of the cached program failed"
         old = self._last_described or []
         if self._last_key is not None and self._last_key[1] != key[1]:
             return f"grad mode changed from {self._last_key[1]} to {key[1]}"
-        for (name, before), (_, after) in zip(old, described):
+        for (name, before), (name2, after) in zip(old, described):
+            if name != name2:
+                break
             if before != after:
                 return f"argument {name}: {_fmt(before)} -> {_fmt(after)}"
-        if len(old) != len(described):
-            return f"the number of arguments changed from {len(old)} to {len(described)}"
-        return "a new input signature"
+        else:
+            if len(old) == len(described):
+                return "a new input signature"
+        names = [", ".join(name for name, _ in d) for d in (old, described)]
+        return f"the arguments changed from ({names[0]}) to ({names[1]})"
 
     # ---- tracing ---------------------------------------------------------------------------
 
-    def _trace(self, args: tuple, kwargs: dict, tensors: list[Tensor]) -> _Entry:
+    def _trace(self, args: tuple, kwargs: dict, tensors: list[Tensor], names: list[str]) -> _Entry:
         self.traces += 1
         entry = _Entry()
         graph = Graph()
@@ -153,13 +171,20 @@ class CompiledFunction:
         snapshots = _snapshot_containers(self.fn)
         with graph.as_default():
             symbols = []
+            grad_fed = []
             for i, t in enumerate(tensors):
                 sym = placeholder(tuple(t.shape), t.dtype, name=f"arg{i}")
                 if t._rg:
                     sym._rg = True
+                    if t._grad is not None:
+                        # a traced backward accumulates into it: the program reads it as fed
+                        sym._grad = placeholder(tuple(t.shape), t.dtype, name=f"arg{i}_grad")
+                        grad_fed.append(sym._grad)
+                        entry.grad_feeds.append(i)
                 symbols.append(sym)
                 tracer.placeholder_symbols[sym._ref.node.id] = sym
-            entry.placeholders = symbols
+            # the placeholders themselves: an in-place op in fn rebinds its symbol to a new value
+            entry.placeholders = [symbol_for(s._ref, s._rg) for s in symbols]
             it = iter(symbols)
             sym_args = _substitute(args, it)
             sym_kwargs = _substitute(kwargs, it)
@@ -190,25 +215,51 @@ class CompiledFunction:
             else:
                 entry.out_values.append(("value", leaf))
         entry.n_outputs = len(outputs)
+        traced_backward = bool(tracer.grad_writes) or any(_is_step(n) for n in graph.nodes)
+        if not traced_backward:
+            # The gradient program recomputes the forward; it must see the same random draws
+            # (dropout masks) as this call, so the program hands them out with the results.
+            for node in graph.nodes:
+                if node.kind == "op" and node.stateful:
+                    entry.random_outputs.append((node.output(0), len(outputs)))
+                    outputs.append(node.output(0))
         # gradients the program hands back to parameters (and to arguments that require grad)
         positions = {id(s): i for i, s in enumerate(symbols)}
         for leaf, g in tracer.grad_writes.values():
+            if type(leaf._grad) is SymbolicTensor:  # rebound since backward (gradient clipping)
+                g = leaf._grad
             target = ("arg", positions[id(leaf)]) if type(leaf) is SymbolicTensor else leaf
             entry.grad_writes.append((target, len(outputs)))
             outputs.append(g._ref)
         entry.grad_resets = [leaf for leaf, _ in tracer.originals.values() if id(leaf) not in tracer.grad_writes]
         _restore_grads(tracer)
+        for i, (sym, fed) in enumerate(zip(symbols, entry.placeholders)):
+            if sym._ref != fed._ref:  # changed in place: the program writes the new value back, as eager
+                if sym._rg:
+                    raise TracingError(
+                        f"minidl.compile: {self._name()} changed its argument {names[i]}, which requires grad, in "
+                        "place; use an out-of-place op (x = x + 1 instead of x.add_(1))"
+                    )
+                entry.arg_writes.append((i, len(outputs)))
+                outputs.append(sym._ref)
+        for i, sym in enumerate(symbols):
+            if sym._rg and id(sym) in tracer.originals and id(sym) not in tracer.reset:
+                entry.guards.append(("arg_grad", (i, names[i]), tensors[i]._grad is not None))
         for module in tracer.modules.values():
             entry.guards.append(("training", module, module.training))
         for leaf, had in tracer.entry_grad_guards.values():
             entry.guards.append(("grad", leaf, had))
-        effects = [n for n in graph.nodes if n.has_effect and n.kind != "call" or _is_step(n)]
-        feeds = [s._ref for s in symbols]
+        # Random draws run even when unused, so that later draws are the numbers eager code gets.
+        effects = [
+            n
+            for n in graph.nodes
+            if (n.has_effect and n.kind != "call") or _is_step(n) or (n.kind == "op" and n.stateful)
+        ]
+        feeds = [s._ref for s in entry.placeholders] + [g._ref for g in grad_fed]
         sub = prune(graph.nodes, outputs, effects)
         sub, report = passes.optimize(sub, self.optimize, protected=set(feeds))
         entry.program = compile_program(sub, feeds)
         entry.program.report = report
-        traced_backward = bool(tracer.grad_writes) or any(_is_step(n) for n in graph.nodes)
         entry.records_tape = not traced_backward
         entry.diff_states = [n.payload for n in graph.variables if n.payload.trainable]
         return entry
@@ -217,7 +268,17 @@ class CompiledFunction:
 
     def _run(self, entry: _Entry, tensors: list[Tensor]) -> Any:
         feeds = [t._data for t in tensors]
+        for i in entry.grad_feeds:  # None where the guards say the program does not read it
+            g = tensors[i]._grad
+            feeds.append(None if g is None else g._data)
         values = entry.program.run(feeds)
+        arg_arrays = feeds[: len(tensors)]  # what the call saw: a gradient program recomputes from them
+        for i, index in entry.arg_writes:
+            t = tensors[i]
+            if entry.records_tape and grad_state.enabled:
+                arg_arrays[i] = t._data.copy()
+            t._data[...] = values[index]
+            t._version_counter()[0] += 1
         for leaf in entry.grad_resets:
             leaf._grad = None
         if entry.grad_writes:
@@ -232,10 +293,12 @@ class CompiledFunction:
             else:
                 results.append(Tensor._wrap(values[item]))
         if entry.records_tape and grad_state.enabled:
-            self._record(entry, tensors, results)
+            self._record(entry, tensors, arg_arrays, results, [values[index] for _, index in entry.random_outputs])
         return _unflatten(entry.out_template, iter(results))
 
-    def _record(self, entry: _Entry, tensors: list[Tensor], results: list[Any]) -> None:
+    def _record(
+        self, entry: _Entry, tensors: list[Tensor], arg_arrays: list[Any], results: list[Any], randoms: list[Any]
+    ) -> None:
         """Put each float output on the eager tape, so that ``backward()`` reaches the inputs."""
         params = [s.storage for s in entry.diff_states]
         inputs = tuple(tensors) + tuple(params)
@@ -249,7 +312,14 @@ class CompiledFunction:
             t = results[pos]
             if t._data.dtype.kind != "f":
                 continue
-            node = TapeNode(CompiledOutput, inputs, {"fn": self, "entry": entry, "k": item}, t._data, edges, versions)
+            node = TapeNode(
+                CompiledOutput,
+                inputs,
+                {"fn": self, "entry": entry, "k": item, "args": arg_arrays, "random": randoms},
+                t._data,
+                edges,
+                versions,
+            )
             results[pos] = Tensor._from_node(t._data, node)
 
     def backward_program(self, entry: _Entry, k: int) -> tuple[Program, list]:
@@ -267,9 +337,10 @@ class CompiledFunction:
             ]
             grads = gradients([y], xs, grad_ys=[seed], create_graph=False)
         wanted = [(i, g._ref) for i, g in enumerate(grads) if g is not None]
-        feeds = [s._ref for s in entry.placeholders] + [seed._ref]
+        feeds = [s._ref for s in entry.placeholders] + [seed._ref] + [out for out, _ in entry.random_outputs]
         sub = prune(graph.nodes, [g for _, g in wanted], [])
-        sub, _ = passes.optimize(sub, self.optimize, protected=set(feeds))
+        # The fed random draws stay unprotected: their inputs are then kept and planned too.
+        sub, _ = passes.optimize(sub, self.optimize, protected=set(feeds[: len(entry.placeholders) + 1]))
         program = compile_program(sub, feeds)
         entry.backward_programs[k] = (program, [i for i, _ in wanted])
         return entry.backward_programs[k]
@@ -326,9 +397,8 @@ class CompiledOutput:
             )
         fn, entry, k = ctx.attrs["fn"], ctx.attrs["entry"], ctx.attrs["k"]
         program, positions = fn.backward_program(entry, k)
-        inputs = ctx.inputs
-        n_args = len(entry.placeholders)
-        feeds = [x._data for x in inputs[:n_args]] + [g._data]
+        inputs = ctx.inputs  # (checks that none was changed in place since the call)
+        feeds = ctx.attrs["args"] + [g._data] + ctx.attrs["random"]
         values = program.run(feeds)
         grads: list[Any] = [None] * len(inputs)
         for pos, value in zip(positions, values):
@@ -343,9 +413,20 @@ def _is_step(node: Any) -> bool:
 # ---- signatures --------------------------------------------------------------------------------
 
 
-def _signature(args: tuple, kwargs: dict, tensors: list, described: list) -> tuple:
-    parts = [_sig(a, f"{i}", tensors, described) for i, a in enumerate(args)]
-    parts += [(k, _sig(v, repr(k), tensors, described)) for k, v in sorted(kwargs.items())]
+def _positional_names(fn: Any) -> list[str]:
+    """The names of ``fn``'s positional parameters (a module's ``forward``'s), for messages."""
+    target = fn.forward if hasattr(fn, "_parameters") and hasattr(fn, "forward") else fn
+    try:
+        parameters = inspect.signature(target).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return [p.name for p in parameters if p.kind in kinds]
+
+
+def _signature(args: tuple, kwargs: dict, tensors: list, described: list, names: list[str] = ()) -> tuple:
+    parts = [_sig(a, names[i] if i < len(names) else f"{i}", tensors, described) for i, a in enumerate(args)]
+    parts += [(k, _sig(v, k, tensors, described)) for k, v in sorted(kwargs.items())]
     return tuple(parts)
 
 
@@ -380,16 +461,18 @@ def _fmt(sig: Any) -> str:
     return f"{sig[2]!r}"
 
 
-def _guard_holds(guard: tuple) -> bool:
+def _guard_holds(guard: tuple, tensors: list[Tensor]) -> bool:
     kind, obj, expected = guard
     if kind == "training":
         return obj.training == expected
+    if kind == "arg_grad":
+        return (tensors[obj[0]]._grad is not None) == expected
     return (obj._grad is not None) == expected
 
 
-def _guards_hold(entry: _Entry) -> bool:
+def _guards_hold(entry: _Entry, tensors: list[Tensor]) -> bool:
     for guard in entry.guards:
-        if not _guard_holds(guard):
+        if not _guard_holds(guard, tensors):
             return False
     return True
 
@@ -399,6 +482,9 @@ def _describe_guard(guard: tuple) -> str:
     if kind == "training":
         mode = "training" if obj.training else "eval"
         return f"module {type(obj).__name__} is now in {mode} mode (the program was traced in the other)"
+    if kind == "arg_grad":
+        change = "no longer has a .grad" if expected else "now has a .grad"
+        return f"argument {obj[1]} {change}; the traced backward accumulates into it"
     now = "has a .grad" if obj._grad is not None else "has no .grad"
     return (
         f"a parameter of shape {tuple(obj.shape)} now {now}; the program was traced the other way "

@@ -5,7 +5,8 @@ Python's ``if`` runs once while a function is traced, so it cannot branch on a t
 selects; on a symbolic ``pred`` it builds *both* branches into the graph and selects
 elementwise with ``where(pred, true_value, false_value)``. Gradients flow to the branch that
 was taken (``where`` sends zeros to the other). Both branches are computed, so they should be
-cheap and free of side effects (assignments and optimizer steps are refused), and each
+cheap and free of side effects (assignments, optimizer steps and random draws, which would
+advance the generator in both branches, are refused), and each
 branch's backward runs too: a branch whose derivative is infinite where it is not taken (a
 ``sqrt`` at 0, say) can still turn the zeros it receives into NaN, as ``where`` does in torch.
 """
@@ -39,15 +40,20 @@ def cond(pred: Any, true_fn: Callable[[], Any], false_fn: Callable[[], Any]) -> 
     if pred._data.size != 1:
         raise ValueError(f"cond: pred must have one element, got shape {pred.shape}")
     graph = pred._graph
-    before = len(graph.update_ops), sum(1 for n in graph.nodes if n.kind in ("assign", "call"))
+    before = len(graph.update_ops), _effects(graph)
     a, b = true_fn(), false_fn()
-    after = len(graph.update_ops), sum(1 for n in graph.nodes if n.kind in ("assign", "call"))
+    after = len(graph.update_ops), _effects(graph)
     if after != before:
         raise TracingError(
-            "cond: a branch has side effects (an assignment or an optimizer step); in a graph both branches "
-            "are built and run, so side effects in them would always happen. Move them out of the branches"
+            "cond: a branch has side effects (an assignment, an optimizer step or a random draw such as "
+            "dropout); in a graph both branches are built and run, so side effects in them would always "
+            "happen. Move them out of the branches"
         )
     return _select(pred.reshape(()), a, b)
+
+
+def _effects(graph: Any) -> int:
+    return sum(1 for n in graph.nodes if n.kind in ("assign", "call") or (n.kind == "op" and n.stateful))
 
 
 def _select(pred: SymbolicTensor, a: Any, b: Any) -> Any:

@@ -254,7 +254,9 @@ def backward_sweep(
             ctx = GraphContext(node, edges, live)
             input_grads = node.op.vjp(ctx, g)
         for i, v in enumerate(node.inputs):
-            if not edges[i]:
+            # A rule may stop before trailing inputs that take no gradient: the ``like`` input
+            # a shape op reads unknown sizes off (``sum_to``, ``reshape`` on a DynamicShape).
+            if not edges[i] or i >= len(input_grads):
                 continue
             ig = input_grads[i]
             if ig is None:

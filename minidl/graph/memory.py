@@ -35,20 +35,24 @@ into an existing array with ``out=`` instead of a new one:
   is the result's -- provably (every other operand broadcasts into it), or, for sizes the
   graph does not know (two batch dimensions), by a shape comparison when the program runs:
   ``mul = np.multiply(sub, scale, out=sub)``;
-- *from the pool*: otherwise, a dead buffer of exactly the result's (fully known) shape and
-  dtype, kept alive from its death until this step instead of being freed -- only when
-  keeping it never raises the planned peak, so the pool saves allocations, never memory.
+- *from the pool*: otherwise, a dead buffer of the result's shape and dtype, kept alive from
+  its death until this step instead of being freed -- only when keeping it never raises the
+  planned peak, so the pool saves allocations, never memory. (With sizes unknown to the
+  graph, only a buffer freed by the step just before, and a run-time shape comparison.)
 
 Only correctly rounded or exact ufuncs are listed in ``INTO`` (IEEE ``+ - * /``, ``sqrt``,
 negation, ``abs``, rounding), so the result written through ``out=`` is bitwise the one a
 fresh call returns, whatever code path NumPy takes. The generated line checks at run time
 that every array involved is C-contiguous (a fresh result would then be C-contiguous too, so
-the two agree in layout as well as in bits) and otherwise falls back to the plain call.
+the two agree in layout as well as in bits) and otherwise falls back to the plain call; a
+step with an operand that is all but never contiguous (a broadcast or a transpose) is not
+planned at all.
 
 **Peaks.** The naive peak keeps every value alive to the end; the planned peak adds up, at
 each step, the buffers the plan holds (a step's inputs and its new output are both held
 while it runs). Both count what the program allocates -- not feeds, variables, constants or
-an op's internal temporaries -- and count a view as free.
+an op's internal temporaries -- and count a view as free, and a value that may alias an
+input as a new array (an upper bound).
 """
 
 from __future__ import annotations
@@ -90,8 +94,8 @@ from ..ops.cast import Cast
 from ..ops.creation import FullLike, Numel
 from ..ops.linalg import Linear, Matmul
 from ..ops.op import Spec
-from ..ops.reduce import Sum, _SumAll
-from ..ops.shape import Clone
+from ..ops.reduce import BroadcastTo, Sum, _SumAll
+from ..ops.shape import Clone, Permute
 from ..ops.softmax import LogSoftmax, Softmax
 from ..ops.unary import (
     Abs,
@@ -153,6 +157,11 @@ INTO: dict = {
     Ceil: np.ceil,
     Trunc: np.trunc,
 }
+
+#: Views that are (all but) never C-contiguous -- stride 0, swapped strides. A write into a
+#: dead buffer is guarded on contiguity, so with one of these as an operand it would always
+#: fall back to the plain call: the planner does not plan it.
+_STRIDED_VIEWS = (BroadcastTo, Permute)
 
 _LITERAL_SCALARS = (bool, int, float)
 
@@ -216,7 +225,7 @@ class Plan:
         buffers: list[Buffer],
         dead: dict[int, list[Output]],
         into: dict[int, Output],
-        checks: dict[int, list[Output]],
+        checks: dict[int, list[tuple[Output, int | None]]],
         reuse: bool,
     ) -> None:
         self.nodes = nodes
@@ -236,9 +245,10 @@ class Plan:
         """The dead value whose buffer the op at ``step`` writes its result into, if any."""
         return self._into.get(step)
 
-    def shape_checks(self, step: int) -> list[Output]:
-        """Operands that must have the in-place target's shape at run time (sizes unknown to
-        the graph, such as two batch dimensions, are only compared when the program runs)."""
+    def shape_checks(self, step: int) -> list[tuple[Output, int | None]]:
+        """What the run compares before writing into the dead buffer: ``(operand, k)`` means
+        ``operand.shape[k] == buffer.shape[k]``, ``(operand, None)`` the whole shapes. Sizes
+        unknown to the graph (two batch dimensions) can only be compared when the program runs."""
         return self._checks.get(step, [])
 
     @property
@@ -269,8 +279,9 @@ class Plan:
             return f"{own} (external)"
         return own
 
-    def timeline(self, nbytes: Any) -> list[int | None]:
-        """Bytes held by the program during each step (None where a size is unknown).
+    def timeline(self, nbytes: Any, after: bool = False) -> list[int | None]:
+        """Bytes held by the program during each step (None where a size is unknown); with
+        ``after``, held once the step is done and its dead values are deleted.
 
         ``nbytes(buffer)`` gives a buffer's size. Buffers the program allocates (``new`` and
         ``external``) count from the step that makes them to the last step that needs them.
@@ -281,7 +292,8 @@ class Plan:
             if b.kind not in ("new", "external"):
                 continue
             size = nbytes(b)
-            for t in range(b.born, min(b.death, n - 1) + 1):
+            last = min(b.death - 1 if after else b.death, n - 1)
+            for t in range(b.born, last + 1):
                 if live[t] is not None:
                     live[t] = None if size is None else live[t] + size
         return live
@@ -328,7 +340,7 @@ class _Planner:
         self.pool: dict[tuple, list[int]] = {}  # (shape, dtype) -> dead buffers, oldest first
         self.moved: dict[Output, int] = {}  # a pooled value is deleted at its reuse step instead
         self.into: dict[int, Output] = {}
-        self.checks: dict[int, list[Output]] = {}  # operands whose shape is compared at run time
+        self.checks: dict[int, list] = {}  # shapes compared at run time (see Plan.shape_checks)
 
     def run(self) -> Plan:
         nodes = self.sub.nodes
@@ -364,7 +376,14 @@ class _Planner:
             if out not in keep:
                 dead.setdefault(self.moved.get(out, step), []).append(out)
         return Plan(
-            nodes, list(self.sub.outputs), self.feeds, self.values, self.buffers, dead, self.into, self.checks,
+            nodes,
+            list(self.sub.outputs),
+            self.feeds,
+            self.values,
+            self.buffers,
+            dead,
+            self.into,
+            self.checks,
             self.in_place,
         )
 
@@ -430,7 +449,7 @@ class _Planner:
             target = self._in_place_target(node, step)
             how = "in place"
             if target is None and self.pool_limit is not None:
-                target = self._from_pool(out, step)
+                target = self._from_pool(node, step)
                 how = "pool"
         if target is None:
             b = self._new_buffer(out, step, "new", True)
@@ -459,31 +478,50 @@ class _Planner:
             others = [o for o in operands if o != a]
             if any(buf.id in self.values[o].aliases for o in others):
                 continue
-            checks = [o for o in others if not _broadcasts_into(o.spec.shape, a.spec.shape)]
-            if all(_may_equal(o.spec.shape, a.spec.shape) for o in checks):
+            checks = _fit_checks(others, a.spec.shape)
+            if checks is not None:
                 if checks:
                     self.checks[step] = checks
                 return a
         return None
 
-    def _from_pool(self, out: Output, step: int) -> Output | None:
-        """A dead buffer of the result's exact shape and dtype, if keeping it costs no peak."""
-        size = _nbytes(out.spec.shape, out.spec.dtype)
-        if size is None:
-            return None
-        dead = self.pool.get((tuple(out.spec.shape), out.spec.dtype.name))
+    def _from_pool(self, node: Node, step: int) -> Output | None:
+        """A dead buffer of the result's shape and dtype, if keeping it costs no peak.
+
+        With fully known shapes, a buffer freed several steps ago may be kept that long when
+        no step in between then holds more than the plan's peak. With unknown sizes, only a
+        buffer freed by the step just before (kept for no time at all), and only when the
+        result's shape is an operand's, which the run compares with the buffer's.
+        """
+        out = node.output(0)
+        shape = tuple(out.spec.shape)
+        dead = self.pool.get((shape, out.spec.dtype.name))
         if not dead:
             return None
+        size = _nbytes(shape, out.spec.dtype)
+        checks: list = []
+        if size is None:
+            checks = _shape_witness(node)
+            if checks is None:
+                return None
         for i in range(len(dead) - 1, -1, -1):  # the most recently freed first: the shortest hold
             buf = self.buffers[dead[i]]
             held = range(buf.death + 1, step)
-            if all(self.pool_limit[t] is not None and self.pool_limit[t] + self.extra[t] + size <= self.peak
-                   for t in held):
+            if size is None:
+                fits = not held
+            else:
+                fits = all(
+                    self.pool_limit[t] is not None and self.pool_limit[t] + self.extra[t] + size <= self.peak
+                    for t in held
+                )
+            if fits:
                 for t in held:
                     self.extra[t] += size
                 del dead[i]
                 holder = buf.holder
                 self.moved[holder] = step
+                if checks:
+                    self.checks[step] = checks
                 return holder
         return None
 
@@ -497,41 +535,61 @@ class _Planner:
             touched |= self.values[out].aliases
         for b in sorted(touched):
             buf = self.buffers[b]
-            if buf.death == step and buf.kind == "new" and buf.writable and None not in buf.spec.shape:
+            if buf.death == step and buf.kind == "new" and buf.writable:
                 self.pool.setdefault((tuple(buf.spec.shape), buf.spec.dtype.name), []).append(b)
 
 
 def _can_write_into(node: Node) -> bool:
-    """Operand and result dtypes all equal (one ufunc loop, no cast), literals plain numbers,
-    and a result with at least one dimension."""
+    """Operand and result dtypes all equal (one ufunc loop, no cast), no operand a strided
+    view, literals plain numbers, and a result with at least one dimension."""
     spec = node.specs[0]
     if not spec.shape:
         return False
     for v in node.inputs:
         if type(v) is Output:
-            if v.spec.dtype is not spec.dtype:
+            if v.spec.dtype is not spec.dtype or (v.node.kind == "op" and v.node.op in _STRIDED_VIEWS):
                 return False
         elif type(v) not in _LITERAL_SCALARS:
             return False
     return not node.attrs
 
 
-def _may_equal(shape: tuple, target: tuple) -> bool:
-    """Whether two shapes with unknown sizes can be equal (then a run-time check decides)."""
-    return len(shape) == len(target) and all(d is None or t is None or d == t for d, t in zip(shape, target))
+def _shape_witness(node: Node) -> list | None:
+    """The run-time comparisons that prove the result fits a pooled buffer of its static
+    shape: an operand with that shape compared whole with the buffer, and every other one
+    fitting into it (see ``_fit_checks``). None if no operand can serve."""
+    shape = tuple(node.specs[0].shape)
+    operands = [v for v in node.inputs if type(v) is Output]
+    for a in operands:
+        if tuple(a.spec.shape) == shape:
+            checks = _fit_checks([o for o in operands if o != a], shape)
+            if checks is not None:
+                return [(a, None), *checks]
+    return None
 
 
-def _broadcasts_into(shape: tuple, target: tuple) -> bool:
-    """Whether an operand of ``shape`` provably broadcasts into ``target`` without enlarging it
-    (unknown sizes must match a 1 or an equal known size)."""
-    if len(shape) > len(target):
-        return False
-    for d, t in zip(reversed(shape), reversed(target)):
-        if d == 1:
-            continue
-        if d is None or t is None or d != t:
-            return False
-    return True
+def _fit_checks(operands: list[Output], target: tuple) -> list | None:
+    """How to make sure each operand broadcasts into an array of shape ``target`` without
+    enlarging it: the ``(operand, k)`` pairs whose sizes ``shape[k]`` the run must find equal
+    (where one of the two sizes is unknown to the graph), or None if an operand never fits.
+
+    Dimensions are matched from the right; an operand's size 1 always fits, equal known sizes
+    fit, different known sizes never do.
+    """
+    checks = []
+    for o in operands:
+        shape = o.spec.shape
+        if len(shape) > len(target):
+            return None
+        for k in range(-1, -len(shape) - 1, -1):
+            d, t = shape[k], target[k]
+            if d == 1:
+                continue
+            if d is None or t is None:
+                checks.append((o, k))
+            elif d != t:
+                return None
+    return checks
 
 
 # ---- code generation ----------------------------------------------------------------------------
@@ -561,7 +619,10 @@ def emit_op(node: Node, names: dict, ref: Any, functions: dict, plan: Plan, step
     if target is not None:
         dest = names[target]
         arrays = [names[v] for v in (target, *node.inputs) if type(v) is Output and v.spec.shape]
-        guards = [f"{names[v]}.shape == {dest}.shape" for v in plan.shape_checks(step)]
+        guards = [
+            f"{names[v]}.shape == {dest}.shape" if k is None else f"{names[v]}.shape[{k}] == {dest}.shape[{k}]"
+            for v, k in plan.shape_checks(step)
+        ]
         guards += [f"{a}.flags.c_contiguous" for a in dict.fromkeys(arrays)]
         guard = " and ".join(guards)
         into = f"np.{INTO[node.op].__name__}({', '.join(args)}, out={dest})"
@@ -612,14 +673,16 @@ class MemoryReport:
         return f"<MemoryReport naive {_human(self.naive_peak)}, planned {_human(self.planned_peak)}>"
 
 
-def memory_report(program: Any, file: Any = None) -> MemoryReport:
+def memory_report(program: Any, file: Any = None, feed_shapes: list | None = None) -> MemoryReport:
     """Print and return the memory report of a compiled ``program`` (see ``MemoryReport``).
 
     Sizes come from the static shapes; an unknown size (``None``, such as a batch dimension)
-    is taken from the feeds of the program's last run, and is reported unknown before one.
+    is taken from ``feed_shapes`` (the shapes of the values to feed, in the program's feed
+    order) or else from the feeds of the program's last run, and is reported unknown before one.
     """
     plan_ = program.plan
-    feed_shapes = getattr(program, "feed_shapes", None)
+    if feed_shapes is None:
+        feed_shapes = getattr(program, "feed_shapes", None)
     shapes = resolve_shapes(program.subgraph, plan_.feeds, feed_shapes)
     report = build_report(plan_, shapes, shapes_from_run=feed_shapes is not None)
     print(report.text, file=file if file is not None else sys.stdout)
@@ -703,17 +766,30 @@ def resolve_shapes(sub: Any, feeds: list[Output], feed_shapes: list | None) -> d
                 else:
                     specs.append(v)
             else:
-                try:
-                    spec, saved = infer_specs(node.op, tuple(specs), node.attrs, node.source)
-                    if None in spec.shape:  # ``infer`` left a size to the run (``like=`` operands)
-                        spec, saved = _abstract_eval(node.op, tuple(specs), node.attrs)
-                except Exception:  # noqa: BLE001 - a report reports unknown, it does not fail
+                spec, saved = _infer_concrete(node, tuple(specs), infer_specs, _abstract_eval)
+                if spec is None:
                     continue
                 shapes[first] = tuple(spec.shape)
                 for o, key in zip(outs[1:], node.saved_keys):
                     if key in saved:
                         shapes[o] = tuple(saved[key].shape)
     return shapes
+
+
+def _infer_concrete(node: Node, specs: tuple, infer_specs: Any, abstract_eval: Any) -> tuple:
+    """The op's ``infer`` on concrete input shapes; where it leaves a size open (sizes taken
+    from a ``like=`` operand) or fails, the op run on zeros of those shapes. (None, {}) if
+    neither can tell."""
+    try:
+        spec, saved = infer_specs(node.op, specs, node.attrs, node.source)
+        if None not in spec.shape:
+            return spec, saved
+    except Exception:  # noqa: BLE001 - a report says "unknown"; it does not fail
+        pass
+    try:
+        return abstract_eval(node.op, specs, node.attrs)
+    except Exception:  # noqa: BLE001
+        return None, {}
 
 
 def _format(r: MemoryReport, plan_: Plan) -> str:
@@ -736,7 +812,7 @@ def _format(r: MemoryReport, plan_: Plan) -> str:
         lines.append("  sizes marked ? are only known at run time: run the program once, then ask again")
     elif r.shapes_from_run and any(None in o.spec.shape for o in plan_.values):
         lines.append("  unknown sizes taken from the last run's feeds")
-    header = ("step", "value", "op", "shape", "dtype", "bytes", "dies after", "buffer")
+    header = ("born", "value", "op", "shape", "dtype", "bytes", "dies after", "buffer")
     table = [header]
     for row in r.rows:
         table.append(

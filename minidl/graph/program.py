@@ -185,7 +185,10 @@ def compile_program(sub: Subgraph, feeds: list[Output], plan: Any = None) -> Pro
     results = ", ".join(names[o] for o in sub.outputs)
     lines.append(f"    return ({results}{',' if len(sub.outputs) == 1 else ''})")
     source = "\n".join(lines) + "\n"
-    namespace: dict[str, Any] = {"np": np, "_as_array": _as_array, "_assign": _assign, **functions}
+    # ``__name__`` attributes the program's NumPy warnings to minidl, which silences them as it
+    # does for eager ops (see minidl/__init__.py): inf and nan arise silently in both modes.
+    namespace: dict[str, Any] = {"__name__": __name__, "np": np, "_as_array": _as_array, "_assign": _assign}
+    namespace.update(functions)
     try:
         exec(compile(source, "<minidl program>", "exec"), namespace)
     except SyntaxError as err:  # pragma: no cover - a bug in the generator

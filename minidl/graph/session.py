@@ -149,7 +149,9 @@ class Session:
 
         nodes = self.graph.nodes
         feed_set = set(feeds)
-        sub = _prune_with_feeds(nodes, outputs, effects, feed_set)
+        sub, feed_map = _prune_with_feeds(nodes, outputs, effects, feed_set)
+        feeds = [feed_map[f] for f in feeds]
+        feed_set = set(feeds)
         missing = [n for n in sub.nodes if n.kind == "placeholder" and n.output(0) not in feed_set]
         if missing:
             listed = ", ".join(f"'{n.name}' (shape {_fmt(n.specs[0].shape)}, {n.specs[0].dtype.name})" for n in missing)
@@ -192,10 +194,14 @@ class Session:
         by default). Returns the report object; prints it too."""
         from .memory import memory_report
 
-        program = self._last if fetches is None else self.program_for(fetches, feed_dict)
-        if program is None:
-            raise GraphError("Session.memory_report: nothing has run yet; pass fetches= and feed_dict=")
-        return memory_report(program, file=file)
+        if fetches is None:
+            program, shapes = self._last, None
+            if program is None:
+                raise GraphError("Session.memory_report: nothing has run yet; pass fetches= and feed_dict=")
+        else:
+            program, feed_values, _ = self._prepare(fetches, feed_dict)
+            shapes = [np.shape(v) for v in feed_values]
+        return memory_report(program, file=file, feed_shapes=shapes)
 
     def step(self, fetches: Any, feed_dict: dict | None = None) -> Iterator[Any]:
         """Run ``fetches`` one node at a time, yielding a record per node (inputs, output,
@@ -206,39 +212,41 @@ class Session:
         return step_through(program, feed_values)
 
 
-def _prune_with_feeds(nodes: list[Node], outputs: list[Output], effects: list[Node], fed: set[Output]) -> Subgraph:
-    """Prune, treating fed values as inputs: nothing upstream of a fed value is needed for it."""
-    if not fed:
-        return prune(nodes, outputs, effects)
-    needed: set[int] = set()
-    stack = [o.node for o in outputs] + list(effects)
-    while stack:
-        node = stack.pop()
-        if node.id in needed:
-            continue
-        needed.add(node.id)
-        if node.output(0) in fed and node.kind != "placeholder" and len(node.specs) == 1:
-            continue
-        for v in node.inputs:
-            if type(v) is Output:
-                stack.append(v.node)
-        stack.extend(node.control)
-    kept = []
-    for n in nodes:
-        if n.id not in needed:
-            continue
-        if n.output(0) in fed and n.kind != "placeholder" and len(n.specs) == 1:
-            n = _FedValue.node_for(n)
-        kept.append(n)
-    return Subgraph(kept, list(outputs), list(effects))
+def _prune_with_feeds(
+    nodes: list[Node], outputs: list[Output], effects: list[Node], fed: set[Output]
+) -> tuple[Subgraph, dict[Output, Output]]:
+    """Prune, treating fed values as inputs: nothing upstream of a fed value is needed for it.
 
+    Feeding an intermediate value (TensorFlow allows it) replaces the node that computes it
+    by a placeholder of the same name and shape, and its consumers by copies that read the
+    placeholder. Returns the subgraph and the map from each fed value to the value the
+    program reads for it.
+    """
+    replaced: dict[Output, Output] = {}
+    stand_ins: list[Node] = []
+    for out in fed:
+        if out.node.kind != "placeholder":
+            stand_in = Node(None, "placeholder", out.node.name, (out.spec,), source=out.node.source)
+            replaced[out] = stand_in.output(0)
+            stand_ins.append(stand_in)
+    if not replaced:
+        return prune(nodes, outputs, effects), {f: f for f in fed}
 
-class _FedValue:
-    """A fed intermediate value: its node is replaced by a placeholder-like node of the same name."""
+    def remap(v: Any) -> Any:
+        return replaced.get(v, v) if type(v) is Output else v
 
-    @staticmethod
-    def node_for(node: Node) -> Node:
-        return node  # the program reads fed outputs from the feeds before anything else
+    copies: dict[int, Node] = {}
+    rewritten: list[Node] = []
+    for node in nodes:
+        if any(type(v) is Output and v in replaced for v in node.inputs):
+            copy = node.replace(inputs=tuple(remap(v) for v in node.inputs))
+            for i in range(len(node.specs)):
+                replaced.setdefault(Output(node, i), Output(copy, i))  # a fed value keeps its stand-in
+            copies[node.id] = copy
+            node = copy
+        rewritten.append(node)
+    sub = prune(stand_ins + rewritten, [remap(o) for o in outputs], [copies.get(e.id, e) for e in effects])
+    return sub, {f: remap(f) for f in fed}
 
 
 def _check_feed(key: SymbolicTensor, value: Any) -> Any:

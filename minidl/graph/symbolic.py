@@ -263,6 +263,38 @@ class SymbolicTensor(Tensor):
         self._rg = bool(flag)
 
 
+_BUILD_ERRORS = (ValueError, TypeError, IndexError)  # ShapeError and DTypeError are among them
+
+
+def _located(name: str, method: Any) -> Any:
+    """``method`` for symbolic tensors: an error it raises (a shape that does not fit, found
+    before any node is built) also says where the user's code was building the graph."""
+    label = name.strip("_")
+
+    def located(self: Tensor, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except _BUILD_ERRORS as err:
+            message = err.args[0] if err.args else None
+            if isinstance(message, str) and "[building " not in message:
+                err.args = (f"{message} [building {label} at {user_frame()}]", *err.args[1:])
+            raise
+
+    located.__name__ = name
+    located.__doc__ = getattr(method, "__doc__", None)
+    return located
+
+
+def locate_errors() -> None:
+    """Wrap the op methods and operators (``x @ w``, ``x.reshape``) of symbolic tensors with
+    ``_located``. Eager tensors keep the plain functions: this costs nothing outside a graph."""
+    from ..ops.methods import METHODS
+
+    for name, method in METHODS.items():
+        if name not in SymbolicTensor.__dict__:
+            setattr(SymbolicTensor, name, _located(name, method))
+
+
 def _shape_str(shape: tuple) -> str:
     return "(" + ", ".join("?" if d is None else str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
 

@@ -21,8 +21,8 @@ import numpy as np
 from .. import dtypes
 from ..ops.op import Spec
 from ..tensor import Tensor
-from .build import VariableState, symbol_for
-from .ir import Graph, GraphError, Node, get_default_graph
+from .build import VariableState, _constant_output, symbol_for
+from .ir import Graph, GraphError, Node, Output, get_default_graph
 from .symbolic import SymbolicTensor, user_frame
 
 __all__ = ["placeholder", "Variable", "global_variables_initializer", "variables_initializer", "trainable_variables"]
@@ -77,7 +77,7 @@ def Variable(  # noqa: N802 - TensorFlow's name
                 "must be fully known"
             )
         dtype = dtypes.to_dtype(dtype) if dtype is not None else initial_value.dtype
-        shape, initializer = tuple(initial_value.shape), initial_value
+        shape, initializer = tuple(initial_value.shape), _from_initial_values(graph, initial_value)
     else:
         if isinstance(initial_value, Tensor):
             array = np.array(initial_value._data)
@@ -102,6 +102,32 @@ def Variable(  # noqa: N802 - TensorFlow's name
     graph.variables.append(node)
     graph.captures[id(storage)] = (storage, node.output(0))
     return symbol_for(node.output(0), trainable)
+
+
+def _from_initial_values(graph: Graph, value: SymbolicTensor) -> SymbolicTensor:
+    """``value``, recomputed from the *initial* values of the variables it reads (TensorFlow's
+    ``initialized_value``): ``Variable(a * 3)`` starts at three times ``a``'s initial value,
+    and re-running the initializer after training resets it to that again, not to three times
+    the trained ``a``. The nodes that read a variable are copied with the read replaced."""
+    rebuilt: dict[Output, Output] = {}
+
+    def rebuild(out: Output) -> Output:
+        if out in rebuilt:
+            return rebuilt[out]
+        node = out.node
+        new = out
+        if node.kind == "variable" and node.payload.initializer is not None:
+            init = node.payload.initializer  # a symbolic one was rebuilt when it was made
+            new = init._ref if type(init) is SymbolicTensor else _constant_output(graph, np.asarray(init))
+        elif node.kind == "op":
+            inputs = tuple(rebuild(v) if type(v) is Output else v for v in node.inputs)
+            if any(a is not b for a, b in zip(inputs, node.inputs)):
+                new = graph.add(node.replace(inputs=inputs, name=graph.unique_name(node.name))).output(out.index)
+        rebuilt[out] = new
+        return new
+
+    result = rebuild(value._ref)
+    return value if result is value._ref else symbol_for(result)
 
 
 class InitializeVariables:

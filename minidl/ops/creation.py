@@ -108,15 +108,36 @@ def from_numpy(array: np.ndarray) -> Tensor:
 
 
 def zeros(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    if len(size) == 1 and _is_dynamic(size[0]):
+        return _fill_dynamic(size[0], 0, dtype)
     return _make(np.zeros(_size(size), dtype=_dtype(dtype).np), device, requires_grad)
 
 
 def ones(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    if len(size) == 1 and _is_dynamic(size[0]):
+        return _fill_dynamic(size[0], 1, dtype)
     return _make(np.ones(_size(size), dtype=_dtype(dtype).np), device, requires_grad)
 
 
 def empty(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    if len(size) == 1 and _is_dynamic(size[0]):
+        return _fill_dynamic(size[0], 0, dtype)
     return _make(np.empty(_size(size), dtype=_dtype(dtype).np), device, requires_grad)
+
+
+def _is_dynamic(size: Any) -> bool:
+    from .infer import is_dynamic
+
+    return is_dynamic(size)
+
+
+def _fill_dynamic(shape: Any, value: Any, dtype: Any) -> Tensor:
+    """A filled tensor of a static graph's shape with unknown sizes (a ``DynamicShape``, such as
+    a backward rule's ``ctx.input_shape``): a ``FullLike`` node that reads the missing sizes off
+    the tensor the shape belongs to when the graph runs (aligned from the right)."""
+    offset = shape.like.ndim - len(shape)
+    sizes = tuple(("dim", i + offset) if s is None else s for i, s in enumerate(shape))
+    return apply(FullLike, shape.like, value=value, dtype=_dtype(dtype), sizes=sizes)
 
 
 def full(
@@ -167,6 +188,8 @@ def rand(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool 
     """Uniform samples from [0, 1)."""
     d = _dtype(dtype)
     _require_float("rand", d)
+    if _in_graph(device, requires_grad):
+        return _graph_draw("uniform", _size(size), d)
     return _make(_rng.random(_size(size), dtype=d.np), device, requires_grad)
 
 
@@ -174,6 +197,8 @@ def randn(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool
     """Standard normal samples."""
     d = _dtype(dtype)
     _require_float("randn", d)
+    if _in_graph(device, requires_grad):
+        return _graph_draw("normal", _size(size), d)
     return _make(_rng.standard_normal(_size(size), dtype=d.np), device, requires_grad)
 
 
@@ -186,6 +211,8 @@ def randint(
         if high is not None:
             size = high
         low, high = 0, low
+    if _in_graph(device, False):
+        return _graph_draw("integers", _size((size,)), _dtype(dtype, dtypes.int64), low, high)
     return _make(
         _rng.integers(low, high, size=_size((size,)), dtype=np.int64).astype(_dtype(dtype, dtypes.int64).np),
         device,
@@ -268,6 +295,45 @@ class DropoutMask(Op):
     @classmethod
     def infer(cls, x: Spec, p: float) -> Spec:
         return x
+
+
+class RandomDraw(Op):
+    """``rand``, ``randn`` or ``randint`` as a graph node: a fresh draw from the global generator
+    each time the graph runs, by the same calls eager code makes (so a compiled function draws
+    the numbers its eager run would). ``stateful``, like dropout's mask. Eager code never
+    needs it: it draws at once."""
+
+    name = "RandomDraw"
+    differentiable = False
+    stateful = True
+
+    @staticmethod
+    def forward(kind, shape, dtype, low=0, high=1):
+        rng = generator()
+        if kind == "uniform":
+            return rng.random(shape, dtype=dtype.np)
+        if kind == "normal":
+            return rng.standard_normal(shape, dtype=dtype.np)
+        return rng.integers(low, high, size=shape, dtype=np.int64).astype(dtype.np)
+
+    @classmethod
+    def infer(cls, kind: str, shape: tuple, dtype: DType, low: int = 0, high: int = 1) -> Spec:
+        return Spec(tuple(shape), dtype)
+
+
+def _in_graph(device: Any, requires_grad: bool) -> bool:
+    """Whether a random tensor made now belongs in a graph being built (inside ``minidl.compile``,
+    or in a module running on symbolic inputs), where it must be drawn on every run, not once."""
+    from . import op as op_layer
+
+    return bool(op_layer.graph_building) and device is None and not requires_grad
+
+
+def _graph_draw(kind: str, shape: tuple, dtype: DType, low: int = 0, high: int = 1) -> Tensor:
+    from . import op as op_layer
+
+    attrs = {"kind": kind, "shape": shape, "dtype": dtype, "low": low, "high": high}
+    return op_layer.symbolic.apply(RandomDraw, (), attrs)
 
 
 def numel_of(x: Tensor, dims: tuple) -> Tensor:

@@ -85,14 +85,33 @@ def is_basic(index: tuple) -> bool:
 
 
 def _index_infer(name: str, x: Spec, index: tuple) -> tuple:
-    """The shape ``x[index]`` has, computed by indexing an empty-strided dummy array."""
+    """The shape ``x[index]`` has, computed by indexing an empty-strided dummy array.
+
+    A static graph's unknown sizes (``None``) are tried at two sizes, just large enough for
+    every integer in the index; a result size that differs between the two is unknown too."""
     if None in x.shape:
-        raise NotImplementedError
+        n = _stand_in_size(index)
+        stand_ins = (Spec(tuple(m if s is None else s for s in x.shape), x.dtype) for m in (n, n + 1))
+        sizes = [_index_infer(name, spec, index) for spec in stand_ins]
+        return tuple(a if a == b else None for a, b in zip(*sizes))
     dummy = np.lib.stride_tricks.as_strided(np.zeros(1, np.int8), shape=x.shape, strides=(0,) * len(x.shape))
     try:
         return dummy[index].shape
     except IndexError as err:
         raise IndexError(f"{name}: {err} (indexing a tensor of shape {tuple(x.shape)})") from None
+
+
+def _stand_in_size(index: tuple) -> int:
+    """A size for unknown dimensions at which every integer in ``index`` is in range."""
+    n = 2
+    for item in index:
+        bounds = (item.start, item.stop) if isinstance(item, slice) else (item,)
+        for b in bounds:
+            if isinstance(b, int):
+                n = max(n, abs(b) + 1)
+            elif isinstance(b, np.ndarray) and b.size:
+                n = max(n, int(np.abs(b).max()) + 1)
+    return n
 
 
 class GetItem(Op):
@@ -284,7 +303,31 @@ class IndexSlot:
 
 
 def _fill_template(template: tuple, arrays: tuple) -> tuple:
-    return tuple(arrays[i.i].astype(np.int64, copy=False) if type(i) is IndexSlot else i for i in template)
+    """The index with each slot's array in place; a boolean mask becomes the coordinates of its
+    true elements (as ``normalize_index`` does), which is what ``np.add.at`` needs."""
+    out: list[Any] = []
+    for item in template:
+        if type(item) is not IndexSlot:
+            out.append(item)
+        elif arrays[item.i].dtype.kind == "b":
+            out.extend(arrays[item.i].nonzero())
+        else:
+            out.append(arrays[item.i].astype(np.int64, copy=False))
+    return tuple(out)
+
+
+def _stand_in_index(template: tuple, indices: tuple, n: int) -> tuple:
+    """For shape inference: the template filled with zeros, ``n`` long wherever a length is not
+    known before the graph runs (an unknown size, the number of true elements of a mask)."""
+    out: list[Any] = []
+    for item in template:
+        if type(item) is not IndexSlot:
+            out.append(item)
+        elif indices[item.i].dtype.category == 0:
+            out.extend(np.zeros(n, np.int64) for _ in indices[item.i].shape)
+        else:
+            out.append(np.zeros(tuple(n if s is None else s for s in indices[item.i].shape), np.int64))
+    return tuple(out)
 
 
 class GetItemDynamic(Op):
@@ -301,35 +344,36 @@ class GetItemDynamic(Op):
     def vjp(ctx, g):
         indices = ctx.inputs[1:]
         shape = ctx.input_shape(0)
-        return (apply(IndexAddToDynamic, g, *indices, template=ctx.attrs["template"], shape=tuple(shape)),) + (
-            None,
-        ) * len(indices)
+        like = shape.like if infer.is_dynamic(shape) else None  # unknown sizes are read off x
+        grad = apply(IndexAddToDynamic, g, like, *indices, template=ctx.attrs["template"], shape=tuple(shape))
+        return (grad,) + (None,) * len(indices)
 
     @classmethod
     def infer(cls, x: Spec, *indices: Spec, template: tuple) -> Spec:
-        if None in x.shape or any(None in i.shape for i in indices):
-            raise NotImplementedError
-        filled = _fill_template(template, tuple(np.zeros(i.shape, np.int64) for i in indices))
-        return Spec(_index_infer("index", x, filled), x.dtype)
+        # Indexed twice with stand-ins of two lengths: a size that differs is unknown until the
+        # graph runs (how many elements a mask selects; a size of an index of unknown shape).
+        a, b = (_index_infer("index", x, _stand_in_index(template, indices, n)) for n in (2, 3))
+        return Spec(tuple(p if p == q else None for p, q in zip(a, b)), x.dtype)
 
 
 class IndexAddToDynamic(Op):
-    """Zeros of ``shape`` with ``g`` added at an index made of runtime index tensors."""
+    """Zeros of ``shape`` with ``g`` added at an index made of runtime index tensors. ``like``
+    (or ``None``) is the indexed input, whose sizes fill in the unknown ones of ``shape``."""
 
     name = "IndexAddToDynamic"
 
     @staticmethod
-    def forward(g, *indices, template, shape):
-        return IndexAddTo.forward(g, index=_fill_template(template, indices), shape=shape)
+    def forward(g, like, *indices, template, shape):
+        return IndexAddTo.forward(g, like, index=_fill_template(template, indices), shape=shape)
 
     @staticmethod
     def vjp(ctx, gg):
-        return (apply(GetItemDynamic, gg, *ctx.inputs[1:], template=ctx.attrs["template"]),) + (None,) * (
+        return (apply(GetItemDynamic, gg, *ctx.inputs[2:], template=ctx.attrs["template"]),) + (None,) * (
             len(ctx.inputs) - 1
         )
 
     @classmethod
-    def infer(cls, g: Spec, *indices: Spec, template: tuple, shape: tuple) -> Spec:
+    def infer(cls, g: Spec, like: Any, *indices: Spec, template: tuple, shape: tuple) -> Spec:
         return Spec(tuple(shape), g.dtype)
 
 
@@ -338,10 +382,10 @@ def _getitem_dynamic(x: Tensor, index: Any) -> Tensor:
     template, tensors = [], []
     for item in items:
         if isinstance(item, Tensor) and type(item) is not Tensor:
-            if item.dtype.category != 1:
+            if item.dtype.category == 2:
                 raise IndexError(
-                    "index: a symbolic index must be an integer tensor (int64); boolean masks give a shape that "
-                    "depends on the data, which a static graph cannot infer -- use where() instead"
+                    f"index: tensors used as indices must be long, int or bool tensors, got {item.dtype.name}; "
+                    "convert the index with .long()"
                 )
             template.append(IndexSlot(len(tensors)))
             tensors.append(item)

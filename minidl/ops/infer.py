@@ -39,6 +39,11 @@ def fill_unknown(shape: tuple, like_shape: tuple) -> tuple:
     return tuple(like_shape[i + offset] if s is None else s for i, s in enumerate(shape))
 
 
+def same_shape(a: tuple, b: tuple) -> bool:
+    """Whether two shapes are equal, an unknown size (``None``) matching any size."""
+    return len(a) == len(b) and all(x == y or x is None or y is None for x, y in zip(a, b))
+
+
 def is_dynamic(shape: Any) -> bool:
     return type(shape) is DynamicShape and None in shape
 

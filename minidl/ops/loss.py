@@ -73,6 +73,7 @@ class CrossEntropy(Op):
         scale = apply(
             CrossEntropyScale,
             g,
+            ctx.saved_tensor("safe"),
             ctx.saved_tensor("w"),
             ctx.saved_tensor("total"),
             reduction=ctx.attrs["reduction"],
@@ -83,7 +84,7 @@ class CrossEntropy(Op):
     def infer(cls, x: Spec, target: Spec, weight=None, ignore_index=-100, reduction="mean") -> Spec:
         infer.require_float("cross_entropy", x)
         infer.require_integer("cross_entropy", target, "target")
-        if len(x.shape) != 2 or tuple(target.shape) != (x.shape[0],):
+        if len(x.shape) != 2 or not infer.same_shape(tuple(target.shape), (x.shape[0],)):
             raise ShapeError(
                 f"cross_entropy: expected logits (N, C) and targets (N,), got {tuple(x.shape)} and {tuple(target.shape)}"
             )
@@ -111,35 +112,33 @@ class OneHotRows(Op):
 class CrossEntropyScale(Op):
     """The factor each row's ``softmax - onehot`` is multiplied by in the cross-entropy gradient:
     the incoming gradient ``g``, times the row weight ``w`` (when there are weights or ignored
-    rows), over the ``total`` weight for ``'mean'``. Shaped to broadcast over the classes."""
+    rows), over the ``total`` weight for ``'mean'``. One entry per row, shape (N, 1), so that it
+    broadcasts over the classes -- always that shape, even where one number would do (no
+    weights, nothing ignored): a static graph infers shapes before it sees which case it is.
+    ``safe`` (the targets) lends only its length N."""
 
     name = "CrossEntropyScale"
 
     @staticmethod
-    def forward(g, w, total, reduction):
+    def forward(g, safe, w, total, reduction):
         if reduction == "none":
             g = g[:, None]
         if w is not None:
             return g * (w / total if reduction == "mean" else w)[:, None]
-        if reduction == "mean":
-            return g * (1.0 / total)
-        return g
+        xp = array_module(g)
+        return xp.full((safe.shape[0], 1), g * (1.0 / total) if reduction == "mean" else g, dtype=g.dtype)
 
     @staticmethod
     def vjp(ctx, gout):
         # The scale is linear in g: its vjp is the scale of ones, times gout, summed back.
         g = ctx.input(0)
-        unit = apply(CrossEntropyScale, ones_like(g), ctx.input(1), ctx.input(2), **ctx.attrs)
+        unit = apply(CrossEntropyScale, ones_like(g), ctx.input(1), ctx.input(2), ctx.input(3), **ctx.attrs)
         dg = gout * unit
-        return (dg.sum(1) if ctx.attrs["reduction"] == "none" else dg.sum(), None, None)
+        return (dg.sum(1) if ctx.attrs["reduction"] == "none" else dg.sum(), None, None, None)
 
     @classmethod
-    def infer(cls, g: Spec, w: Any, total: Any, reduction: str) -> Spec:
-        if reduction == "none":
-            return Spec((g.shape[0], 1), g.dtype)
-        if isinstance(w, Spec) and len(w.shape) == 1:
-            return Spec((w.shape[0], 1), g.dtype)
-        return Spec((), g.dtype)
+    def infer(cls, g: Spec, safe: Spec, w: Any, total: Any, reduction: str) -> Spec:
+        return Spec((safe.shape[0], 1), g.dtype)
 
 
 def cross_entropy(

@@ -82,8 +82,7 @@ class MaxPool2dBackward(Op):
     @staticmethod
     def vjp(ctx, gg):
         indices = ctx.input(1)
-        n, c = indices.shape[0], indices.shape[1]
-        picked = gg.reshape(n, c, -1).gather(2, indices.reshape(n, c, -1))
+        picked = gg.flatten(2).gather(2, indices.flatten(2))  # (N, C, H*W): one row per plane
         return (picked.reshape(indices.shape), None)
 
     @classmethod

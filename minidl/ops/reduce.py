@@ -30,6 +30,7 @@ from .. import dtypes
 from ..errors import DTypeError
 from ..tensor import Tensor
 from . import arith, infer
+from . import op as op_layer
 from .op import Op, ShapeError, Spec, apply, unary
 
 MaxMin = namedtuple("MaxMin", ["values", "indices"])
@@ -179,7 +180,8 @@ class Prod(Reduction):
         x = ctx.input(0)
         dims, keepdim = ctx.attrs["dim"], ctx.attrs["keepdim"]
         g = _keep(g, x.shape, dims, keepdim)
-        if not bool((x._data == 0).any()):
+        # A static graph's rule is built before the values exist: it takes the zero-safe form.
+        if type(x) is not op_layer.SYMBOLIC_TYPE and not bool((x._data == 0).any()):
             return (g * _keep(ctx.output, x.shape, dims, keepdim) / x,)
         return (g * _product_of_others(x, dims),)
 
@@ -196,8 +198,13 @@ def _product_of_others(x: Tensor, dims: tuple[int, ...]) -> Tensor:
     order = kept + list(dims)
     moved = x.permute(order) if order != list(range(x.ndim)) else x
     lead = tuple(moved.shape[: len(kept)])
+    if None in moved.shape[len(kept) :]:
+        raise ShapeError(
+            f"prod: the gradient of a product over dimensions {dims} of a tensor of shape {tuple(x.shape)} needs "
+            "their sizes, which are unknown until the graph runs; give the placeholder known sizes there"
+        )
     n = math.prod(moved.shape[len(kept) :])
-    rows = moved.reshape(lead + (n,))
+    rows = moved.reshape(tuple(-1 if s is None else s for s in lead) + (n,))  # (a graph's unknown size: -1)
     diagonal = eye(n, dtype="bool", device=x.device)
     others = arith.where(diagonal, 1.0, rows.unsqueeze(-2)).prod(-1)
     back = others.reshape(moved.shape)
@@ -466,8 +473,13 @@ def var(
     if unbiased is not None:
         correction = 1 if unbiased else 0
     dims = _dims("var", x, dim)
-    n = math.prod(x.shape[d] for d in dims)
     d = x - mean(x, dim, keepdim=True)
+    if builtins.any(x.shape[k] is None for k in dims):
+        from .creation import numel_of
+
+        # a static graph's unknown sizes: the count is known when the graph runs
+        return sum(d * d, dim, keepdim) / arith.clamp(numel_of(x, dims) - correction, min=0)
+    n = math.prod(x.shape[k] for k in dims)
     return sum(d * d, dim, keepdim) / builtins.max(n - correction, 0)
 
 

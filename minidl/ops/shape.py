@@ -20,6 +20,7 @@ import numpy as np
 
 from ..tensor import Tensor
 from . import infer
+from . import op as op_layer
 from .op import Op, ShapeError, Spec, apply
 
 
@@ -36,7 +37,7 @@ def _resolve_shape(name: str, old: tuple, new: tuple) -> tuple:
         raise ShapeError(f"{name}: only one dimension can be inferred (-1), got shape {new}")
     if any(s is not None and s < -1 for s in new):
         raise ShapeError(f"{name}: invalid shape dimension in {new}")
-    if None in old:
+    if None in old or None in new:  # a static graph's unknown sizes: counted when it runs
         return new
     total = math.prod(old)
     if -1 in new:
@@ -70,7 +71,9 @@ class Reshape(Op):
 
     @classmethod
     def infer(cls, x: Spec, like: Any = None, shape: tuple = ()) -> Spec:
-        if like is None and tuple(shape).count(None) + tuple(shape).count(-1) > 1:
+        if isinstance(like, Spec):
+            shape = infer.fill_unknown(tuple(shape), tuple(like.shape))
+        elif like is None and tuple(shape).count(None) + tuple(shape).count(-1) > 1:
             raise ShapeError(
                 f"reshape: the target shape {tuple(shape)} of an input of shape {tuple(x.shape)} has more than one "
                 "size that is unknown until the graph runs; give the placeholder more known sizes"
@@ -173,7 +176,8 @@ class Repeat(Op):
     def vjp(ctx, g):
         repeats = ctx.attrs["repeats"]
         shape = (1,) * (len(repeats) - len(ctx.input_shape(0))) + tuple(ctx.input_shape(0))
-        split = tuple(v for r, s in zip(repeats, shape) for v in (r, s))
+        # (a static graph's one unknown size becomes -1: the reshape infers it when the graph runs)
+        split = tuple(-1 if v is None else v for r, s in zip(repeats, shape) for v in (r, s))
         summed = g.reshape(split).sum(tuple(range(0, 2 * len(repeats), 2)))
         return (summed.reshape(ctx.input_shape(0)),)
 
@@ -234,9 +238,14 @@ class Cat(Op):
     @staticmethod
     def vjp(ctx, g):
         dim = ctx.attrs["dim"]
+        sizes = [ctx.input_shape(i)[dim] for i in range(len(ctx.edges))]
+        if None in sizes:
+            inputs = ctx.inputs
+            return tuple(
+                apply(CatPiece, g, *inputs, dim=dim, index=i) if ctx.needs_grad(i) else None for i in range(len(sizes))
+            )
         grads, start = [], 0
-        for i in range(len(ctx.edges)):
-            size = ctx.input_shape(i)[dim]
+        for i, size in enumerate(sizes):
             grads.append(g.narrow(dim, start, size) if ctx.needs_grad(i) else None)
             start += size
         return tuple(grads)
@@ -256,6 +265,33 @@ class Cat(Op):
         total = None if None in sizes else sum(sizes)
         shape = first[:dim] + (total,) + first[dim + 1 :]
         return Spec(shape, infer.promoted_dtype(*xs))
+
+
+class CatPiece(Op):
+    """Piece ``index`` of ``g``, cut along ``dim`` where ``Cat`` joined ``inputs``: ``Cat``'s rule
+    on a static graph whose sizes along ``dim`` are known only when it runs (two batches
+    joined), read off the inputs then. The rule of the piece puts it back between zeros."""
+
+    name = "CatPiece"
+    is_view = True
+
+    @staticmethod
+    def forward(g, *inputs, dim, index):
+        start = sum(x.shape[dim] for x in inputs[:index])
+        return g[(slice(None),) * dim + (slice(start, start + inputs[index].shape[dim]),)]
+
+    @staticmethod
+    def vjp(ctx, gg):
+        from .creation import zeros_like
+
+        dim, index = ctx.attrs["dim"], ctx.attrs["index"]
+        inputs = ctx.inputs[1:]
+        pieces = [gg if i == index else zeros_like(x, dtype=gg.dtype) for i, x in enumerate(inputs)]
+        return (cat(pieces, dim),) + (None,) * len(inputs)
+
+    @classmethod
+    def infer(cls, g: Spec, *inputs: Spec, dim: int, index: int) -> Spec:
+        return Spec(g.shape[:dim] + (inputs[index].shape[dim],) + g.shape[dim + 1 :], g.dtype)
 
 
 class Pad(Op):
@@ -323,6 +359,8 @@ def reshape(x: Tensor, *shape: Any) -> Tensor:
 def view(x: Tensor, *shape: Any) -> Tensor:
     """Like ``reshape``, but raises instead of copying when the strides do not allow a view."""
     shape = _resolve_shape("view", x.shape, _shape_arg(shape))
+    if type(x) is op_layer.SYMBOLIC_TYPE:  # a static graph holds no strides: every value is contiguous
+        return apply(Reshape, x, shape=shape)
     try:
         np.reshape(x._data, shape, copy=False)
     except ValueError:

@@ -64,7 +64,7 @@ class PassReport:
         lines = [f"{'pass':<16}{'nodes before':>14}{'nodes after':>13}  note"]
         lines += [f"{n:<16}{b:>14}{a:>13}  {note}" for n, b, a, note in self.rows]
         before, after = self.nodes_before, self.nodes_after
-        lines.append(f"{'total':<16}{before:>14}{after:>13}  {before - after:+d} nodes".replace("+-", "-"))
+        lines.append(f"{'total':<16}{before:>14}{after:>13}  {after - before:+d} nodes")
         return "\n".join(lines)
 
     def __repr__(self) -> str:

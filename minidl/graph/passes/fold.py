@@ -95,7 +95,8 @@ def _foldable(old: Node, node: Node, protected: Any, fetched: set) -> bool:
         return False
     if _shape_only(node):
         return None not in node.inputs[0].spec.shape
-    return all(v.node.kind == "constant" for v in node.inputs if type(v) is Output)
+    # a constant that is fed at run time is not constant
+    return all(v.node.kind == "constant" and v not in protected for v in node.inputs if type(v) is Output)
 
 
 def _shape_only(node: Node) -> bool:

@@ -66,6 +66,7 @@ __all__ = ["simplify"]
 #: What a rule returns: ``(value, keeps_alias)`` to replace the node's output by ``value``
 #: (``keeps_alias``: the op already returned its input, or a view of it), or a new node.
 Rewrite = tuple[Output, bool] | Node | None
+Rule = Callable[[Node, Any], Rewrite]
 
 
 def simplify(sub: Subgraph, protected: Any = ()) -> tuple[Subgraph, str]:
@@ -78,7 +79,7 @@ def simplify(sub: Subgraph, protected: Any = ()) -> tuple[Subgraph, str]:
     for old in sub.nodes:
         node = rw.rebuilt(old)
         rule = _RULES.get(node.op) if node.kind == "op" and not is_protected(old, protected) else None
-        change = rule(node) if rule is not None else None
+        change = rule(node, protected) if rule is not None else None
         is_fetched = old.output(0) in fetched
         if isinstance(change, tuple):
             value, keeps_alias = change
@@ -113,28 +114,29 @@ def _may_alias(
 # ---- helpers ----------------------------------------------------------------------------------------
 
 
-def _constant_of(v: Any) -> Any:
-    """The known value of an input: a literal number, a constant's payload, or ``None``."""
+def _constant_of(v: Any, protected: Any) -> Any:
+    """The known value of an input: a literal number, a constant's payload (unless the constant
+    is fed at run time), or ``None``."""
     if type(v) is Output:
-        return v.node.payload if v.node.kind == "constant" else None
+        return v.node.payload if v.node.kind == "constant" and v not in protected else None
     if isinstance(v, (bool, int, float, np.generic)):
         return v
     return None
 
 
-def _all(v: Any, test: Callable[[np.ndarray], np.ndarray]) -> bool:
-    c = _constant_of(v)
+def _all(v: Any, protected: Any, test: Callable[[np.ndarray], np.ndarray]) -> bool:
+    c = _constant_of(v, protected)
     if c is None:
         return False
     arr = np.asarray(c)
     return arr.size > 0 and bool(np.all(test(arr)))
 
 
-def _is_one(v: Any) -> bool:
-    return _all(v, lambda a: a == 1)
+def _is_one(v: Any, protected: Any) -> bool:
+    return _all(v, protected, lambda a: a == 1)
 
 
-def _is_zero(v: Any, sign: int | None) -> bool:
+def _is_zero(v: Any, protected: Any, sign: int | None) -> bool:
     """All zeros; for floats also of the given sign (``+1``: ``+0.0``, ``-1``: ``-0.0``)."""
 
     def test(a: np.ndarray) -> np.ndarray:
@@ -142,7 +144,7 @@ def _is_zero(v: Any, sign: int | None) -> bool:
             return a == 0
         return (a == 0) & (np.signbit(a) == (sign < 0))
 
-    return _all(v, test)
+    return _all(v, protected, test)
 
 
 def _same_result(node: Node, x: Any, other: Any) -> bool:
@@ -152,8 +154,7 @@ def _same_result(node: Node, x: Any, other: Any) -> bool:
     xs, out = x.spec, node.specs[0]
     if xs.dtype is not out.dtype or tuple(xs.shape) != tuple(out.shape):
         return False
-    c = _constant_of(other)
-    cshape = np.shape(c) if type(other) is Output else ()
+    cshape = np.shape(other.node.payload) if type(other) is Output else ()
     if len(cshape) > len(xs.shape):
         return False
     # each of the other operand's dimensions must be 1, or exactly x's (known) size
@@ -178,52 +179,52 @@ def _op_input(v: Any, op: type) -> Node | None:
 # ---- the rules ----------------------------------------------------------------------------------------
 
 
-def _mul(node: Node) -> Rewrite:
+def _mul(node: Node, protected: Any) -> Rewrite:
     a, b = node.inputs
-    if _is_one(b) and _same_result(node, a, b):
+    if _is_one(b, protected) and _same_result(node, a, b):
         return a, False
-    if _is_one(a) and _same_result(node, b, a):
+    if _is_one(a, protected) and _same_result(node, b, a):
         return b, False
     return None
 
 
-def _div(node: Node) -> Rewrite:
+def _div(node: Node, protected: Any) -> Rewrite:
     a, b = node.inputs
-    if _is_one(b) and _same_result(node, a, b):
+    if _is_one(b, protected) and _same_result(node, a, b):
         return a, False
     return None
 
 
-def _pow(node: Node) -> Rewrite:
+def _pow(node: Node, protected: Any) -> Rewrite:
     a, b = node.inputs
-    if _is_one(b) and _same_result(node, a, b):
+    if _is_one(b, protected) and _same_result(node, a, b):
         return a, False
     return None
 
 
-def _add(node: Node) -> Rewrite:
+def _add(node: Node, protected: Any) -> Rewrite:
     a, b = node.inputs
     for x, z in ((a, b), (b, a)):
-        if type(x) is Output and _same_result(node, x, z) and _is_zero(z, -1 if _is_float(x) else None):
+        if type(x) is Output and _is_zero(z, protected, -1 if _is_float(x) else None) and _same_result(node, x, z):
             return x, False
     return None
 
 
-def _sub(node: Node) -> Rewrite:
+def _sub(node: Node, protected: Any) -> Rewrite:
     a, b = node.inputs
-    if type(a) is Output and _same_result(node, a, b) and _is_zero(b, +1 if _is_float(a) else None):
+    if type(a) is Output and _is_zero(b, protected, +1 if _is_float(a) else None) and _same_result(node, a, b):
         return a, False
     return None
 
 
-def _neg(node: Node) -> Rewrite:
+def _neg(node: Node, protected: Any) -> Rewrite:
     inner = _op_input(node.inputs[0], unary.Neg)
     if inner is not None and type(inner.inputs[0]) is Output and inner.inputs[0].spec.dtype is node.specs[0].dtype:
         return inner.inputs[0], False
     return None
 
 
-def _reshape(node: Node) -> Rewrite:
+def _reshape(node: Node, protected: Any) -> Rewrite:
     x = node.inputs[0]
     if type(x) is not Output:
         return None
@@ -236,7 +237,7 @@ def _reshape(node: Node) -> Rewrite:
     return None
 
 
-def _same_shape(node: Node) -> Rewrite:
+def _same_shape(node: Node, protected: Any) -> Rewrite:
     """``broadcast_to`` / ``sum_to`` to the shape the input already has."""
     x = node.inputs[0]
     out = tuple(node.specs[0].shape)
@@ -245,7 +246,7 @@ def _same_shape(node: Node) -> Rewrite:
     return None
 
 
-def _permute(node: Node) -> Rewrite:
+def _permute(node: Node, protected: Any) -> Rewrite:
     x = node.inputs[0]
     dims = tuple(node.attrs["dims"])
     inner = _op_input(x, shape.Permute)
@@ -273,7 +274,7 @@ def _exact_widening(a: np.dtype, b: np.dtype) -> bool:
     return False
 
 
-def _cast(node: Node) -> Rewrite:
+def _cast(node: Node, protected: Any) -> Rewrite:
     x = node.inputs[0]
     if type(x) is not Output:
         return None
@@ -288,12 +289,12 @@ def _cast(node: Node) -> Rewrite:
     return None
 
 
-def _detach(node: Node) -> Rewrite:
+def _detach(node: Node, protected: Any) -> Rewrite:
     x = node.inputs[0]
     return (x, True) if type(x) is Output else None
 
 
-_RULES: dict[type, Callable[[Node], Rewrite]] = {
+_RULES: dict[type, Rule] = {
     arith.Mul: _mul,
     arith.Div: _div,
     arith.Pow: _pow,

@@ -12,6 +12,7 @@ from typing import Any
 
 from ...errors import ShapeError
 from ...ops import conv as conv_ops
+from ...ops import op as op_layer
 from ...ops import pool as pool_ops
 from ...ops.infer import promoted_dtype
 from ...ops.op import Spec, apply, finish
@@ -113,9 +114,13 @@ def max_pool2d(
     if not return_indices:
         out = apply(pool_ops.MaxPool2d, x, **attrs)
         return out.squeeze(0) if unbatched else out
-    result = pool_ops.MaxPool2d.forward(x._data, **attrs)
-    out = finish(pool_ops.MaxPool2d, result, (x,), attrs)
-    indices = Tensor(result[1]["indices"])
+    if type(x) is op_layer.SYMBOLIC_TYPE:  # a static graph: the indices are the node's saved output
+        out = apply(pool_ops.MaxPool2d, x, **attrs)
+        indices = out.graph.get_tensor_by_name(f"{out.name}.indices")
+    else:
+        result = pool_ops.MaxPool2d.forward(x._data, **attrs)
+        out = finish(pool_ops.MaxPool2d, result, (x,), attrs)
+        indices = Tensor(result[1]["indices"])
     if unbatched:
         out, indices = out.squeeze(0), indices.squeeze(0)
     return out, indices

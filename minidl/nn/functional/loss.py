@@ -20,13 +20,12 @@ import math
 import warnings
 from typing import Any
 
-import numpy as np
-
-from ...backend.device import array_module
 from ...errors import DomainError, DTypeError
 from ...ops import loss as loss_ops
+from ...ops import op as op_layer
 from ...ops.activation import softplus
 from ...ops.arith import where
+from ...ops.infer import same_shape
 from ...ops.op import ShapeError
 from ...ops.softmax import log_softmax
 from ...ops.unary import abs as abs_
@@ -50,7 +49,7 @@ def _check_reduction(name: str, reduction: str) -> None:
 
 
 def _same_shape(name: str, input: Tensor, target: Tensor, strict: bool) -> None:
-    if input.shape == target.shape:
+    if same_shape(input.shape, target.shape):
         return
     message = (
         f"{name}: target shape {tuple(target.shape)} differs from input shape {tuple(input.shape)}; "
@@ -103,7 +102,7 @@ def _class_targets(name: str, input: Tensor, target: Tensor) -> tuple[Tensor, Te
             )
         return input.unsqueeze(0), target.reshape(1), True
     expected = (input.shape[0],) + tuple(input.shape[2:])
-    if tuple(target.shape) != expected:
+    if not same_shape(tuple(target.shape), expected):
         raise ShapeError(
             f"{name}: expected a target of shape {expected} for an input of shape {tuple(input.shape)} "
             f"(N, C, ...), got {tuple(target.shape)}"
@@ -112,10 +111,11 @@ def _class_targets(name: str, input: Tensor, target: Tensor) -> tuple[Tensor, Te
 
 
 def _check_classes(name: str, n_classes: int, target: Tensor, weight: Tensor | None, ignore_index: int) -> None:
-    """Every counted target is a valid class index, and ``weight`` has one entry per class."""
+    """Every counted target is a valid class index, and ``weight`` has one entry per class.
+    (A static graph's symbolic targets have no values yet: indexing checks them when it runs.)"""
     t = target._data
     valid = t != ignore_index
-    if valid.any():
+    if type(target) is not op_layer.SYMBOLIC_TYPE and valid.any():
         lo, hi = int(t[valid].min()), int(t[valid].max())
         if lo < 0 or hi >= n_classes:
             bad = lo if lo < 0 else hi
@@ -135,19 +135,25 @@ def nll_loss(
     _check_reduction("nll_loss", reduction)
     input, target, unbatched = _class_targets("nll_loss", input, target)
     _check_classes("nll_loss", input.shape[1], target, weight, ignore_index)
-    t = target._data
-    valid = t != ignore_index
-    xp = array_module(t)
-    safe = xp.where(valid, t, 0).astype(np.int64)
-    picked = input.gather(1, Tensor(xp.expand_dims(safe, 1))).squeeze(1)
-    w = weight._data[safe] if weight is not None else xp.ones(safe.shape, dtype=input._data.dtype)
-    w = xp.where(valid, w, 0).astype(input._data.dtype)
-    loss = -picked * Tensor(w)
+    safe, w = _target_weights(target, weight, ignore_index, input.dtype)
+    picked = input.gather(1, safe.unsqueeze(1)).squeeze(1)
+    loss = -picked * w
     if reduction == "none":
         return loss.squeeze(0) if unbatched else loss
     if reduction == "sum":
         return loss.sum()
-    return loss.sum() / Tensor(xp.asarray(w.sum(), dtype=w.dtype))
+    return loss.sum() / w.sum()
+
+
+def _target_weights(target: Tensor, weight: Tensor | None, ignore_index: int, dtype: Any) -> tuple[Tensor, Tensor]:
+    """Each target's class weight (``weight[t]``, or 1), 0 where ``t == ignore_index``; and the
+    targets made safe to gather with (ignored ones point at class 0). Written in minidl ops, so
+    that it also builds a static graph on fed targets; the weights get no gradient, as torch's."""
+    valid = target != ignore_index
+    safe = where(valid, target, 0).long()
+    if weight is None:
+        return safe, valid.to(dtype)
+    return safe, where(valid, weight.detach()[safe].to(dtype), 0.0)
 
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -189,7 +195,7 @@ def cross_entropy(
 
     if target.is_floating_point():
         logp = log_softmax(input, class_dim)
-        if target.shape != input.shape:
+        if not same_shape(target.shape, input.shape):
             raise ShapeError(
                 f"cross_entropy: probability targets must have the input's shape {tuple(input.shape)}, got "
                 f"{tuple(target.shape)}"
@@ -212,17 +218,11 @@ def cross_entropy(
     nll = nll_loss(logp, target, weight, ignore_index, reduction)
     if label_smoothing == 0:
         return nll
-    ignored = Tensor(target._data == ignore_index)
+    ignored = target == ignore_index
     per_class = logp * weight.reshape(w_shape) if weight is not None else logp
     smooth = where(ignored, 0.0, -per_class.sum(class_dim))
     if reduction == "mean":
-        t = target._data
-        kept = t != ignore_index
-        if weight is not None:
-            denominator = weight._data[t[kept]].sum()
-        else:
-            denominator = kept.sum()
-        smooth = smooth.sum() / float(denominator)
+        smooth = smooth.sum() / _target_weights(target, weight, ignore_index, logp.dtype)[1].sum()
     elif reduction == "sum":
         smooth = smooth.sum()
     return nll * (1 - label_smoothing) + smooth * (label_smoothing / n_classes)
@@ -235,7 +235,7 @@ def binary_cross_entropy(
     _check_reduction("binary_cross_entropy", reduction)
     _same_shape("binary_cross_entropy", input, target, strict=True)
     p = input._data
-    if p.size and (p.min() < 0 or p.max() > 1):
+    if type(input) is not op_layer.SYMBOLIC_TYPE and p.size and (p.min() < 0 or p.max() > 1):
         raise DomainError(
             "binary_cross_entropy: all elements of input should be between 0 and 1 (probabilities); for "
             "logits use binary_cross_entropy_with_logits"

@@ -75,8 +75,13 @@ def batch_norm(
     dims = (0,) + tuple(range(2, input.ndim))
     channel = (1, c) + (1,) * (input.ndim - 2)
     if training:
-        count = math.prod(input.shape[d] for d in dims)
-        if count <= 1:
+        if any(input.shape[d] is None for d in dims):  # a static graph's unknown batch size
+            from ...ops.creation import numel_of
+
+            count = numel_of(input, dims)  # a 0-d tensor, known when the graph runs
+        else:
+            count = math.prod(input.shape[d] for d in dims)
+        if isinstance(count, int) and count <= 1:
             raise ValueError(
                 f"batch_norm: expected more than 1 value per channel when training, got input shape "
                 f"{tuple(input.shape)}"
@@ -85,9 +90,14 @@ def batch_norm(
         centered = input - mean
         var = (centered * centered).mean(dims, keepdim=True)
         if running_mean is not None and running_var is not None:
+            if isinstance(count, int):
+                unbiased = momentum * count / (count - 1)
+            else:  # the same float64 arithmetic, rounded once to the input's dtype, as eager's
+                n = count.double()
+                unbiased = (momentum * n / (n - 1)).to(input.dtype)
             with no_grad():
                 running_mean.mul_(1 - momentum).add_(mean.reshape(c) * momentum)
-                running_var.mul_(1 - momentum).add_(var.reshape(c) * (momentum * count / (count - 1)))
+                running_var.mul_(1 - momentum).add_(var.reshape(c) * unbiased)
         out = centered * rsqrt(var + eps)
     else:
         if running_mean is None or running_var is None:

@@ -32,7 +32,10 @@ from collections.abc import Iterable
 from types import GeneratorType
 
 from ...backend.device import array_module
+from ...graph.symbolic import SymbolicTensor, TracingError
+from ...ops.clip_grad import ClampGrad, ClipCoef, ScaleGrad, TotalNorm, VectorNorm
 from ...ops.creation import tensor
+from ...ops.op import apply
 from ...tensor import Tensor
 
 __all__ = ["clip_grad_norm_", "clip_grad_value_", "clip_grads_with_norm_", "get_total_norm"]
@@ -48,22 +51,9 @@ def _as_list(tensors: Tensor | Iterable[Tensor], name: str) -> list[Tensor]:
     return tensors
 
 
-def _norm(a, p: float, xp):
-    """The p-norm of the array ``a`` viewed as a vector, as a 0-d array of ``a``'s dtype."""
-    if a.size == 0:
-        return xp.zeros((), a.dtype)
-    if p == 2.0:
-        flat = a.reshape(-1)
-        return xp.sqrt(xp.vdot(flat, flat))
-    if p == math.inf:
-        return xp.abs(a).max()
-    if p == -math.inf:
-        return xp.abs(a).min()
-    if p == 0.0:
-        return xp.asarray(xp.count_nonzero(a), a.dtype)
-    if p == 1.0:
-        return xp.abs(a).sum()
-    return (xp.abs(a) ** a.dtype.type(p)).sum() ** a.dtype.type(1.0 / p)
+def _symbolic(grads: list) -> bool:
+    """Inside ``minidl.compile`` the gradients are symbolic: clip with graph ops instead."""
+    return any(type(g) is SymbolicTensor for g in grads)
 
 
 def get_total_norm(
@@ -81,9 +71,17 @@ def get_total_norm(
     norm_type = float(norm_type)
     if not tensors:
         return tensor(0.0)
-    xp = array_module(tensors[0]._data)
-    norms = [_norm(t._data, norm_type, xp) for t in tensors]
-    total = Tensor(xp.asarray(_norm(xp.stack(norms), norm_type, xp)))  # mixed dtypes: the widest
+    if _symbolic(tensors):
+        norms = [apply(VectorNorm, t, p=norm_type) for t in tensors]
+        total = apply(TotalNorm, *norms, p=norm_type)
+        if error_if_nonfinite:
+            raise TracingError(
+                "get_total_norm: error_if_nonfinite=True needs the norm's value, which a compiled function does not "
+                "have while it is traced; check the returned norm outside the compiled function instead"
+            )
+        return total
+    norms = [VectorNorm.forward(t._data, norm_type) for t in tensors]
+    total = Tensor(TotalNorm.forward(*norms, p=norm_type))  # mixed dtypes: the widest
     if error_if_nonfinite and not math.isfinite(total.item()):
         raise RuntimeError(
             f"The total norm of order {norm_type} for gradients from `parameters` is non-finite, so it cannot "
@@ -100,12 +98,16 @@ def clip_grads_with_norm_(
     grads = [p.grad for p in _as_list(parameters, "clip_grads_with_norm_") if p.grad is not None]
     if not grads:
         return
-    total = total_norm._data
-    xp = array_module(total)
-    coef = xp.minimum(total.dtype.type(max_norm) / (total + total.dtype.type(1e-6)), 1)
+    if _symbolic(grads) or type(total_norm) is SymbolicTensor:
+        coef = apply(ClipCoef, total_norm, max_norm=max_norm)
+        for p in _as_list(parameters, "clip_grads_with_norm_"):
+            if p.grad is not None:
+                p._grad = apply(ScaleGrad, p.grad, coef)
+        return
+    coef = ClipCoef.forward(total_norm._data, max_norm)
     for g in grads:
         data = g._data
-        c = coef.astype(data.dtype)
+        c = coef.astype(data.dtype)  # ScaleGrad's arithmetic, in place
         if getattr(data.flags, "writeable", True):
             data *= c
         else:  # a read-only array (a broadcast view): replace it
@@ -142,6 +144,9 @@ def clip_grad_value_(parameters: Tensor | Iterable[Tensor], clip_value: float, f
     for p in _as_list(parameters, "clip_grad_value_"):
         g = p.grad
         if g is None:
+            continue
+        if type(g) is SymbolicTensor:  # inside minidl.compile
+            p._grad = apply(ClampGrad, g, clip_value=clip_value)
             continue
         data = g._data
         xp = array_module(data)
