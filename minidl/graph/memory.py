@@ -58,6 +58,7 @@ input as a new array (an upper bound).
 from __future__ import annotations
 
 import math
+import re
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -437,7 +438,7 @@ class _Planner:
             for out in node.outputs:
                 self._add(out, step, "view", None, aliases)
             return
-        if op not in FRESH_OUTPUT or len(node.specs) != 1:
+        if (op not in FRESH_OUTPUT and not getattr(op, "fresh_output", False)) or len(node.specs) != 1:
             reads = self._inputs_aliases(node)
             for out in node.outputs:
                 b = self._new_buffer(out, step, "new", False)
@@ -598,9 +599,10 @@ def _fit_checks(operands: list[Output], target: tuple) -> list | None:
 def emit_op(node: Node, names: dict, ref: Any, functions: dict, plan: Plan, step: int) -> str:
     """One line of the program: a direct call of the op's ``forward`` -- or, where the plan
     reuses a dead buffer, the ufunc writing into it, guarded by a contiguity check."""
-    fname = f"f_{node.op.label}"
+    label = re.sub(r"[^0-9a-zA-Z_]", "_", node.op.label)
+    fname = f"f_{label}"
     if fname in functions and functions[fname] is not node.op.forward:
-        fname = f"f_{node.op.label}_{node.id}"
+        fname = f"f_{label}_{node.id}"
     functions[fname] = node.op.forward
     args = [ref(v) for v in node.inputs]
     args += [f"{k}={ref(v)}" for k, v in node.attrs.items()]

@@ -80,6 +80,9 @@ class Program:
     constants: list[Any]
     plan: Any = None
     report: Any = None
+    #: Variable states that ``call`` nodes write without the program reading them (the
+    #: parameters of an optimizer step): initialized before the first run, as ``states`` are.
+    updates: list[Any] = field(default_factory=list)
     #: The shapes fed in the last run: sizes the memory report cannot know from the graph alone.
     feed_shapes: list | None = None
 

@@ -162,11 +162,13 @@ class Session:
         sub, report = passes.optimize(sub, self.optimize, protected=feed_set)
         program = compile_program(sub, feeds)
         program.report = report
+        stepped = {id(p) for n in sub.nodes if n.kind == "call" for p in getattr(n.payload, "params", ())}
+        program.updates = [n.payload for n in self.graph.variables if id(n.payload.storage) in stepped]
         return program
 
     def _initialize(self, program: Program, feed_dict: dict | None) -> None:
-        """Initialize, on first use, the variables the program reads."""
-        pending = [s for s in program.states if not s.initialized]
+        """Initialize, on first use, the variables the program reads or its optimizer steps write."""
+        pending = [s for s in (*program.states, *program.updates) if not s.initialized]
         for state in pending:
             init = state.initializer
             if type(init) is SymbolicTensor:

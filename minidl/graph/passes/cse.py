@@ -11,9 +11,9 @@ once two ``mul``s merge, two ``add``s reading them become equal too::
     m2 = mul(g, w)                        s  = add(m1, m1)
     s  = add(m1, m2)
 
-This pattern is common in generated gradient graphs: the rule of ``w * w`` produces
-``g * w`` once per operand, and the rule of a broadcast produces the same ``broadcast_to``
-for every reader.
+This pattern is common in generated gradient graphs: the rule of ``a * b`` builds ``g * b``
+for ``a`` and ``g * a`` for ``b``, so for a square written ``d * d`` (a weight penalty
+``(w * w).sum()``, the variance inside a layer norm) it builds ``g * d`` twice.
 
 What counts as "the same":
 
@@ -39,8 +39,9 @@ from __future__ import annotations
 from typing import Any
 
 from ..ir import Node, Output
+from ..memory import FRESH_OUTPUT
 from ..program import Subgraph
-from .rewrite import Rewriter, aliases_input, attrs_key, is_protected, literal_key
+from .rewrite import Rewriter, attrs_key, is_protected, literal_key
 
 __all__ = ["cse"]
 
@@ -90,9 +91,10 @@ def _key(node: Node, protected: Any, epoch: int) -> Any:
 
 
 def _reads_state(value: Output) -> bool:
-    """Whether ``value`` is (a view of) something side effects can change: a variable's
-    storage, an assignment's result, what a ``call`` returned."""
+    """Whether ``value`` may be (a view of) something side effects can change: a variable's
+    storage, an assignment's result, what a ``call`` returned. Any op that does not always
+    return a fresh array (a view, ``detach``, ``sum_to``...) may pass its input 0 through."""
     node = value.node
-    while node.kind == "op" and aliases_input(node) and type(node.inputs[0]) is Output:
+    while node.kind == "op" and node.op not in FRESH_OUTPUT and node.inputs and type(node.inputs[0]) is Output:
         node = node.inputs[0].node
     return node.kind in ("variable", "assign", "call")

@@ -1,35 +1,38 @@
 """Elementwise fusion (level 2): one compiled loop for a whole chain of elementwise ops.
 
 Each elementwise op in NumPy is one pass over memory: it reads its inputs from RAM and
-writes a new array back. A chain such as LayerNorm's normalization followed by GELU,
+writes a new array back. A chain such as the end of a layer norm followed by GELU::
 
-    d = sub(x, mean)          # 5 ops, 5 arrays written and read back
-    n = mul(d, rstd)
-    s = mul(n, weight)
+    n = mul(d, rstd)          # d = x - mean, rstd = 1 / sqrt(var + eps)
+    s = mul(n, weight)        # 4 ops: 4 arrays written and read back
     a = add(s, bias)
-    y = gelu(a)
+    y = gelu(a)               # itself 5 NumPy passes: divide, erf, add, multiply, multiply
 
-is memory-bound five times over, although the arithmetic per element is a handful of
+is memory-bound several times over, although the arithmetic per element is a handful of
 instructions. Fusion replaces the chain by **one** node whose op runs a generated Numba
-kernel: a parallel loop over the output elements that loads each input element once,
-evaluates the whole expression in registers, and stores one result::
+kernel: a parallel loop over the output that loads each input element once, evaluates the
+whole expression in registers, and stores one result::
 
-    y = fused_sub_mul_mul_add_gelu(x, mean, rstd, weight, bias)
+    y = fused_mul_mul_add_gelu(d, rstd, weight, bias)       # fused(mul,mul,add,gelu)
 
-    for each output element i (in parallel):
-        t0 = x[i] - mean[row(i)]
-        t1 = t0 * rstd[row(i)]
-        t2 = t1 * weight[col(i)]
-        t3 = t2 + bias[col(i)]
-        y[i] = 0.5 * t3 * (1 + erf(t3 / sqrt(2)))
+    for each output element (row r, column c), in parallel:
+        t0 = d[r, c] * rstd[r]
+        t1 = t0 * weight[c]
+        t2 = t1 + bias[c]
+        y[r, c] = 0.5 * t2 * (1 + erf(t2 / sqrt(2)))
+
+(``d`` stays a node of its own: the variance reads it too.) Measured on 1024 x 1024 float32
+with two threads, layer norm + GELU runs 2.0x faster than at level 1 (1.1x on one thread,
+where the ``erf`` calls dominate both), a bias + ReLU 3.7x, layer norm alone 1.5x.
 
 **Which nodes fuse.** A *group* is a tree of fusable nodes (the ops in ``TEMPLATES``:
 arithmetic, the unary math functions, the activations, ``where``, ``clamp``) all computing
 in one float dtype, grown from a *root* down through its inputs: an input's producer joins
 the group when every reader of its value is in the group (it is then computed once per
 element, into a register, however many members read it), its value is not fetched, and it
-has the root's shape (a smaller producer -- the ``(N, 1)`` mean above -- stays a separate node and
-becomes a group input: fused, it would be recomputed for every element it broadcasts to).
+has the root's shape (a smaller producer -- the ``(N, 1)`` ``rstd`` above -- stays a
+separate node and becomes a group input: fused, it would be recomputed for every element it
+broadcasts to).
 The group's inputs (*leaves*) may broadcast against the output in the common ways: same
 shape, a scalar, a trailing block (a ``(C,)`` bias of an ``(N, C)`` output), a leading
 block (a ``(N, 1)`` row statistic), or a block in the middle (a ``(1, C, 1, 1)`` bias of
@@ -55,7 +58,7 @@ a Python scalar), but a library call may round differently from NumPy's vectoriz
 so results agree within a few ulps rather than bitwise. That is why fusion is level 2 only.
 
 **Code generation and caching** are in ``kernelgen.py``: each kernel is compiled once per
-process (two sessions, or two graphs, with the same expression share it) and cached on disk
+process (two ``Session`` objects, or two graphs, with the same expression share it) and cached on disk
 by Numba across processes.
 """
 
@@ -149,6 +152,9 @@ class FusedOp(Op):
     label = "fused"
     differentiable = False
     stateful = False
+    #: Every call returns a new array (the kernel's, or the unfused ops' in the fallback), so
+    #: the memory planner may treat it as a buffer of its own.
+    fresh_output = True
     kernel: FusedKernel
 
     @classmethod

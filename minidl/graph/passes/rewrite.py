@@ -8,13 +8,12 @@ replaced is rebuilt with ``node.replace(inputs=...)`` (a new node, same name), a
 outputs then map to the rebuilt node's. At the end, the fetched outputs and the effect nodes
 are mapped the same way, so the new ``Subgraph`` corresponds one to one with the old.
 
-Two rules hold in every pass and live here:
+One rule holds in every pass and lives here: a node that produces a *protected* value (one
+fed at run time) is never rebuilt, replaced or removed -- the program reads it from the
+feeds, by identity.
 
-* a node that produces a *protected* value (one fed at run time) is never rebuilt, replaced
-  or removed: the program reads it from the feeds, by identity;
-* a value may only be replaced by another when the replacement does not *borrow* memory the
-  program does not own (a variable's storage, a fed array, a constant's payload) in a place
-  where that could be observed -- see ``borrows``.
+The rest are small facts the passes ask about values: who reads a value, and when two
+literals are interchangeable.
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ import numpy as np
 from ..ir import Node, Output
 from ..program import Subgraph
 
-__all__ = ["Rewriter", "is_protected", "borrows", "aliases_input", "literal_key", "consumers"]
+__all__ = ["Rewriter", "is_protected", "literal_key", "attrs_key", "consumers"]
 
 
 def is_protected(node: Node, protected: Any) -> bool:
@@ -108,37 +107,6 @@ class Rewriter:
 
 
 # ---- facts about values ----------------------------------------------------------------------------
-
-
-def aliases_input(node: Node) -> bool:
-    """Whether the op's output may share memory with its input 0 (views, and ``detach``)."""
-    if node.kind != "op":
-        return False
-    return bool(node.op.is_view) or node.op.label == "detach"
-
-
-def borrows(value: Output, protected: Any = ()) -> bool:
-    """Whether ``value`` is (or is a view of) memory the program does not allocate itself: a
-    variable's storage, a fed array, a constant's payload, what a ``call`` returned.
-
-    Such a value must not take the place of a freshly computed one where a caller could see
-    the difference: as a fetched result (the caller could write into the graph's state), or
-    in a program with side effects (an assignment or an optimizer step writing into storage
-    would change it under later readers that expected the old, copied value).
-    """
-    node = value.node
-    while True:
-        if value in protected or node.kind != "op":
-            return True
-        if aliases_input(node) and type(node.inputs[0]) is Output:
-            value = node.inputs[0]
-            node = value.node
-            continue
-        return False
-
-
-def has_effects(sub: Subgraph) -> bool:
-    return any(n.has_effect for n in sub.nodes)
 
 
 def consumers(nodes: list[Node]) -> dict[Output, list[Node]]:

@@ -12,41 +12,46 @@ Rules, with ``x`` an array value, ``1`` / ``0`` a literal or a constant all of w
 elements are that number, and the result's dtype and shape required to equal ``x``'s (``x * 1``
 of a float64 one promotes an int ``x``; a ``(3, 4)`` one broadcasts a ``(4,)`` ``x``):
 
-=============================  ===================================================================
-rule                           why it is exact
-=============================  ===================================================================
-``x * 1``, ``1 * x`` -> x      multiplying by one is exact for every x, NaN and inf included
-``x / 1`` -> x                 likewise
-``x ** 1`` -> x                IEEE ``pow(x, 1)`` is ``x`` for every x
-``x - 0.0`` -> x               ``x - (+0)`` is ``x + (-0)``, and ``-0`` is the additive identity:
-                               ``-0 + -0 = -0``, ``+0 + -0 = +0``
-``x + (-0.0)`` -> x            the same identity, written directly
-``x + 0.0``                    **not** rewritten: ``-0.0 + 0.0 = +0.0``, so it would turn ``-0``
-                               into ``+0`` (for integers ``x + 0`` and ``x - 0`` are rewritten)
-``-(-x)`` -> x                 negation flips the sign bit; twice restores it
-``reshape`` to x's own shape   the same elements in the same order (at most one size unknown:
-                               the element count then fixes it)
-``broadcast_to``/``sum_to`` of  nothing is stretched or summed (shapes fully known)
-x's own shape
-``permute`` by the identity    no axis moves
-``permute(permute(x, p), q)``  one permute by ``p[q]``: axes move as they would in two steps
-``reshape(reshape(x))``        one reshape to the final (fully known) shape
-``cast`` to x's own dtype      a copy of the same bits
-``cast(cast(x, B), A)`` -> x   when x is ``A`` and ``B`` holds every ``A`` value exactly
-                               (float32 -> float64 -> float32; int32 -> int64 -> int32)
-``detach(x)`` -> x             in a forward program ``detach`` is the identity
-=============================  ===================================================================
+==============================  ==================================================================
+rule                            why it is exact
+==============================  ==================================================================
+``x * 1``, ``1 * x`` -> x       multiplying by one is exact for every x, NaN and inf included
+``x / 1`` -> x                  likewise
+``x ** 1`` -> x                 IEEE ``pow(x, 1)`` is ``x`` for every x
+``x - 0.0`` -> x                ``x - (+0)`` is ``x + (-0)``, and ``-0`` is the additive identity:
+                                ``-0 + -0 = -0``, ``+0 + -0 = +0``
+``x + (-0.0)`` -> x             the same identity, written directly
+``x + 0.0``                     **not** rewritten: ``-0.0 + 0.0 = +0.0``, so it would turn ``-0``
+                                into ``+0`` (for integers ``x + 0`` and ``x - 0`` are rewritten)
+``-(-x)`` -> x                  negation flips the sign bit; twice restores it
+``reshape(x)`` to x's shape     the same elements in the same order (at most one size unknown:
+                                the element count then fixes it)
+``broadcast_to``, ``sum_to``    to x's own, fully known shape: nothing is stretched or summed
+``permute`` by the identity     no axis moves
+``permute(permute(x, p), q)``   one permute by ``p[q]``: axes move as they would in two steps
+``reshape(reshape(x))``         one reshape to the final (fully known) shape
+``cast`` to x's own dtype       a copy of the same bits
+``cast(cast(x, B), A)`` -> x    when x is ``A`` and ``B`` holds every ``A`` value exactly
+                                (float32 -> float64 -> float32; int32 -> int64 -> int32)
+``detach(x)`` -> x              in a forward program ``detach`` is the identity
+==============================  ==================================================================
 
-Not rewritten, though tempting: ``x * 0`` (``inf * 0`` is NaN, ``-x * 0`` is ``-0``),
+Not rewritten, though tempting: ``x * 0`` (``inf * 0`` is NaN, ``-2 * 0`` is ``-0``),
 ``x * -1`` -> ``-x`` (the sign of a NaN result differs on x86), ``x * 2`` -> ``x + x``
 (exact, but no cheaper in NumPy), ``x / c`` -> ``x * (1 / c)`` (rounds differently).
 
-Replacing a computed value by another one makes two names share one array. That is
-harmless unless someone could write through it, so a rule is skipped when the replacement
-*borrows* memory (a variable's storage, a fed array, a constant; see ``rewrite.borrows``)
-and either the value is fetched or the program has side effects -- unless the op already
-returned (a view of) its input, as ``reshape`` or ``detach`` do, in which case nothing
-changes. A fetched value is never replaced by another fetched value.
+Removing a *copy* (``x * 1``, ``-(-x)``, a cast) must not change the memory layout later ops
+see either: NumPy's reductions add in an order that depends on it (a sum over a sliced,
+gapped view pairs its elements differently from a sum over the dense copy). So those rules
+apply only when ``x`` is itself a freshly allocated, dense array (``DENSE``). The view
+rules keep the layout by construction: the view they remove had ``x``'s own strides.
+
+Sharing memory is the other thing to watch. Replacing ``x * 1`` by ``x`` makes two names
+share one array -- harmless, since the program writes into no array it did not allocate,
+and a dense ``x`` is one the program allocated (never a variable's storage, a fed array or
+a constant, which a caller or an optimizer step could write through). The view rules share
+nothing new: the view already shared ``x``'s memory. One case remains: two *fetched*
+values must not come back as one array, so a fetched value is never replaced by another.
 """
 
 from __future__ import annotations
@@ -56,16 +61,17 @@ from typing import Any
 
 import numpy as np
 
-from ...ops import arith, cast, reduce, shape, unary
+from ...ops import activation, arith, cast, reduce, shape, unary
 from ..ir import Node, Output
+from ..memory import FRESH_OUTPUT
 from ..program import Subgraph
-from .rewrite import Rewriter, borrows, has_effects, is_protected
+from .rewrite import Rewriter, is_protected
 
 __all__ = ["simplify"]
 
-#: What a rule returns: ``(value, keeps_alias)`` to replace the node's output by ``value``
-#: (``keeps_alias``: the op already returned its input, or a view of it), or a new node.
-Rewrite = tuple[Output, bool] | Node | None
+#: What a rule returns: a value to stand for the node's output, a new node to take its
+#: place, or ``None`` to keep it.
+Rewrite = Output | Node | None
 Rule = Callable[[Node, Any], Rewrite]
 
 
@@ -73,7 +79,6 @@ def simplify(sub: Subgraph, protected: Any = ()) -> tuple[Subgraph, str]:
     """Apply the exact rewrites of the module docstring; returns the new subgraph and a note."""
     rw = Rewriter(sub, protected)
     fetched = set(sub.outputs)
-    effects = has_effects(sub)
     fetched_values: set[Output] = set()  # new values already standing for a fetched output
     applied: dict[str, int] = {}
     for old in sub.nodes:
@@ -81,12 +86,11 @@ def simplify(sub: Subgraph, protected: Any = ()) -> tuple[Subgraph, str]:
         rule = _RULES.get(node.op) if node.kind == "op" and not is_protected(old, protected) else None
         change = rule(node, protected) if rule is not None else None
         is_fetched = old.output(0) in fetched
-        if isinstance(change, tuple):
-            value, keeps_alias = change
-            if _may_alias(value, keeps_alias, is_fetched, effects, protected, fetched_values):
-                rw.replace(old, [value])
+        if type(change) is Output:
+            if not (is_fetched and change in fetched_values):  # two fetches must not share one array
+                rw.replace(old, [change])
                 if is_fetched:
-                    fetched_values.add(value)
+                    fetched_values.add(change)
                 applied[node.op.label] = applied.get(node.op.label, 0) + 1
                 continue
         elif isinstance(change, Node):
@@ -99,19 +103,23 @@ def simplify(sub: Subgraph, protected: Any = ()) -> tuple[Subgraph, str]:
     return rw.result(), note
 
 
-def _may_alias(
-    value: Output, keeps_alias: bool, is_fetched: bool, effects: bool, protected: Any, fetched_values: set
-) -> bool:
-    if is_fetched and value in fetched_values:
-        return False  # two fetched results would come back as one array
-    if keeps_alias:
-        return True
-    if (is_fetched or effects) and borrows(value, protected):
-        return False
-    return True
+# ---- building blocks ------------------------------------------------------------------------------
+
+#: Ops returning a newly allocated, dense array: the planner's list, plus the activations
+#: (their forwards are ufunc expressions) and ``erf`` (a kernel filling a new array).
+DENSE: frozenset = FRESH_OUTPUT | {
+    activation.Gelu,
+    activation.LeakyRelu,
+    activation.Elu,
+    activation.Silu,
+    activation.Softplus,
+    unary.Erf,
+}
 
 
-# ---- helpers ----------------------------------------------------------------------------------------
+def _dense(x: Any, protected: Any) -> bool:
+    """Whether ``x`` is output 0 of an op that returns a fresh, dense array (see ``DENSE``)."""
+    return type(x) is Output and x.index == 0 and x.node.kind == "op" and x.node.op in DENSE and x not in protected
 
 
 def _constant_of(v: Any, protected: Any) -> Any:
@@ -181,46 +189,46 @@ def _op_input(v: Any, op: type) -> Node | None:
 
 def _mul(node: Node, protected: Any) -> Rewrite:
     a, b = node.inputs
-    if _is_one(b, protected) and _same_result(node, a, b):
-        return a, False
-    if _is_one(a, protected) and _same_result(node, b, a):
-        return b, False
+    if _is_one(b, protected) and _dense(a, protected) and _same_result(node, a, b):
+        return a
+    if _is_one(a, protected) and _dense(b, protected) and _same_result(node, b, a):
+        return b
     return None
 
 
 def _div(node: Node, protected: Any) -> Rewrite:
     a, b = node.inputs
-    if _is_one(b, protected) and _same_result(node, a, b):
-        return a, False
+    if _is_one(b, protected) and _dense(a, protected) and _same_result(node, a, b):
+        return a
     return None
 
 
 def _pow(node: Node, protected: Any) -> Rewrite:
     a, b = node.inputs
-    if _is_one(b, protected) and _same_result(node, a, b):
-        return a, False
+    if _is_one(b, protected) and _dense(a, protected) and _same_result(node, a, b):
+        return a
     return None
 
 
 def _add(node: Node, protected: Any) -> Rewrite:
     a, b = node.inputs
     for x, z in ((a, b), (b, a)):
-        if type(x) is Output and _is_zero(z, protected, -1 if _is_float(x) else None) and _same_result(node, x, z):
-            return x, False
+        if _dense(x, protected) and _is_zero(z, protected, -1 if _is_float(x) else None) and _same_result(node, x, z):
+            return x
     return None
 
 
 def _sub(node: Node, protected: Any) -> Rewrite:
     a, b = node.inputs
-    if type(a) is Output and _is_zero(b, protected, +1 if _is_float(a) else None) and _same_result(node, a, b):
-        return a, False
+    if _dense(a, protected) and _is_zero(b, protected, +1 if _is_float(a) else None) and _same_result(node, a, b):
+        return a
     return None
 
 
 def _neg(node: Node, protected: Any) -> Rewrite:
     inner = _op_input(node.inputs[0], unary.Neg)
-    if inner is not None and type(inner.inputs[0]) is Output and inner.inputs[0].spec.dtype is node.specs[0].dtype:
-        return inner.inputs[0], False
+    if inner is not None and _dense(inner.inputs[0], protected) and inner.inputs[0].spec.dtype is node.specs[0].dtype:
+        return inner.inputs[0]
     return None
 
 
@@ -230,9 +238,9 @@ def _reshape(node: Node, protected: Any) -> Rewrite:
         return None
     out = tuple(node.specs[0].shape)
     if tuple(x.spec.shape) == out and out.count(None) <= 1:
-        return x, True
+        return x
     inner = _op_input(x, shape.Reshape)
-    if inner is not None and _static(out) and len(node.inputs) == 1 and type(inner.inputs[0]) is Output:
+    if inner is not None and _static(out) and len(node.inputs) == 1 and _dense(inner.inputs[0], protected):
         return node.replace(inputs=(inner.inputs[0],), attrs={**node.attrs, "shape": out})
     return None
 
@@ -242,7 +250,7 @@ def _same_shape(node: Node, protected: Any) -> Rewrite:
     x = node.inputs[0]
     out = tuple(node.specs[0].shape)
     if type(x) is Output and _static(out) and tuple(x.spec.shape) == out:
-        return x, True
+        return x
     return None
 
 
@@ -254,10 +262,10 @@ def _permute(node: Node, protected: Any) -> Rewrite:
         first = tuple(inner.attrs["dims"])
         composed = tuple(first[d] for d in dims)
         if composed == tuple(range(len(composed))):
-            return inner.inputs[0], True
+            return inner.inputs[0]
         return node.replace(inputs=(inner.inputs[0],), attrs={**node.attrs, "dims": composed})
     if type(x) is Output and dims == tuple(range(len(dims))):
-        return x, True
+        return x
     return None
 
 
@@ -279,19 +287,19 @@ def _cast(node: Node, protected: Any) -> Rewrite:
     if type(x) is not Output:
         return None
     target = node.attrs["dtype"]
-    if x.spec.dtype is target:
-        return x, False
+    if x.spec.dtype is target and _dense(x, protected):
+        return x
     inner = _op_input(x, cast.Cast)
-    if inner is not None and type(inner.inputs[0]) is Output:
+    if inner is not None and _dense(inner.inputs[0], protected):
         src = inner.inputs[0]
         if src.spec.dtype is target and _exact_widening(target.np, inner.attrs["dtype"].np):
-            return src, False
+            return src
     return None
 
 
 def _detach(node: Node, protected: Any) -> Rewrite:
     x = node.inputs[0]
-    return (x, True) if type(x) is Output else None
+    return x if type(x) is Output else None
 
 
 _RULES: dict[type, Rule] = {
