@@ -8,8 +8,9 @@ rounds, threads pinned):
 
 1. the training step (forward, cross-entropy, backward, SGD+momentum) of the MLP
    784-256-256-10 at batch 1, 16 and 128: eager vs ``minidl.compile`` at the default level;
-2. a GELU/LayerNorm-heavy MLP (256-512-512-10 with LayerNorm and GELU after each hidden
-   layer), batch 64: eager vs compiled at level 1 and at level 2 (elementwise fusion);
+2. a GELU/LayerNorm-heavy MLP (256-256-256-10 with LayerNorm and GELU after each hidden
+   layer), batch 1024, where elementwise work rivals the matmuls: eager vs compiled at level 1
+   and at level 2 (elementwise fusion);
 3. the CNN of benchmarks/training.py (conv-relu-pool x2, linear), batch 64;
 4. peak memory (``tracemalloc``, which sees NumPy's allocations) of eager vs the compiled,
    planned program: forward-only inference of the MLP at batch 512 and of the CNN at batch 64
@@ -45,13 +46,13 @@ def mlp() -> nn.Module:
 
 def gelu_mlp() -> nn.Module:
     return nn.Sequential(
-        nn.Linear(256, 512),
-        nn.LayerNorm(512),
+        nn.Linear(256, 256),
+        nn.LayerNorm(256),
         nn.GELU(),
-        nn.Linear(512, 512),
-        nn.LayerNorm(512),
+        nn.Linear(256, 256),
+        nn.LayerNorm(256),
         nn.GELU(),
-        nn.Linear(512, 10),
+        nn.Linear(256, 10),
     )
 
 
@@ -195,7 +196,7 @@ def main() -> None:
     rows = []
     plan = [(mlp, 1, "MLP step, batch 1", [None, 1]), (mlp, 16, "MLP step, batch 16", [None, 1])]
     plan += [(mlp, 128, "MLP step, batch 128", [None, 1])]
-    plan += [(gelu_mlp, 64, "GELU/LayerNorm MLP step, batch 64", [None, 1, 2])]
+    plan += [(gelu_mlp, 1024, "GELU/LayerNorm MLP step, batch 1024", [None, 1, 2])]
     plan += [(CNN, 64, "CNN step, batch 64", [None, 1])]
     for make_model, batch, label, levels in plan:
         times = time_steps(make_model, batch, levels, quick)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from ..errors import DTypeError, ShapeError
 from ..ops import op as op_layer
 from ..tape import grad_state
 from ..tensor import Tensor
@@ -113,6 +114,12 @@ def module_call_in_graph(module: Any, args: tuple, kwargs: dict) -> Any:
     op_layer.graph_building += 1
     try:
         return module._call(*args, **kwargs)
+    except (ShapeError, DTypeError) as err:
+        # A check inside the module (before any node was built) names the op, not the line:
+        # add the line that called the module, as node-building errors do.
+        if "[building" in str(err):
+            raise
+        raise type(err)(f"{err} [building {type(module).__name__} at {user_frame()}]") from None
     finally:
         op_layer.graph_building -= 1
         _building.graphs.pop()

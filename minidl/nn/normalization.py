@@ -29,6 +29,7 @@ from typing import Any
 
 from .. import dtypes
 from ..autograd.grad_mode import no_grad
+from ..graph.symbolic import SymbolicTensor, TracingError
 from ..ops.creation import empty, ones, tensor, zeros
 from ..tensor import Tensor
 from . import functional as F
@@ -113,6 +114,12 @@ class _BatchNorm(Module):
             with no_grad():
                 self.num_batches_tracked.add_(1)
             if self.momentum is None:  # cumulative moving average: weight 1/t for batch t
+                if type(input) is SymbolicTensor:
+                    raise TracingError(
+                        f"{type(self).__name__}(momentum=None) cannot be built into a static graph or compiled: its "
+                        "update weight 1/t reads the batch counter's value, which a graph only has when it runs. "
+                        "Give the layer a momentum (for example 0.1), or train it eagerly"
+                    )
                 factor = 1.0 / float(self.num_batches_tracked)
         # Batch statistics in training, and in evaluation when there are no running ones.
         use_batch_stats = self.training or (self.running_mean is None and self.running_var is None)
