@@ -1060,3 +1060,109 @@ def test_backward_through_a_compiled_forward_after_an_in_place_update_is_refused
     opt.step()
     with pytest.raises(RuntimeError, match="modified by an in-place operation|modified by an inplace operation"):
         out.backward()
+
+
+# ---- more models: embeddings, clipping, Keras fit -----------------------------------------------
+
+
+class _TokenClassifier(nn.Module):
+    """Embedding (with a padding row) -> LSTM -> linear: indexing by fed token ids."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(50, 8, padding_idx=0)
+        self.lstm = nn.LSTM(8, 16, batch_first=True)
+        self.fc = nn.Linear(16, 3)
+
+    def forward(self, tokens):
+        out, _ = self.lstm(self.emb(tokens))
+        return self.fc(out[:, -1])
+
+
+def _train_both(make_model, make_opt, batches, step_body):
+    """Train a fresh model eagerly and compiled from the same seed; return both runs' records."""
+    runs = []
+    for compiled in (False, True):
+        minidl.manual_seed(0)
+        model = make_model()
+        opt = make_opt(model.parameters())
+
+        def step(x, y, model=model, opt=opt):
+            return step_body(model, opt, x, y)
+
+        fn = minidl.compile(step) if compiled else step
+        losses = [[t.item() for t in fn(x, y)] for x, y in batches]
+        runs.append((losses, [p.detach().numpy().copy() for p in model.parameters()], fn))
+    return runs
+
+
+def test_embedding_lstm_training_is_bitwise_eager():
+    rng = np.random.default_rng(3)
+    batches = [(minidl.tensor(rng.integers(0, 50, (4, 6))), minidl.tensor(rng.integers(0, 3, 4))) for _ in range(3)]
+
+    def body(model, opt, x, y):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return (loss,)
+
+    (le, pe, _), (lc, pc, fn) = _train_both(_TokenClassifier, lambda p: minidl.optim.Adam(p), batches, body)
+    assert le == lc and fn.traces == 1
+    for a, b in zip(pe, pc):
+        assert_bitwise(b, a, "parameter")
+
+
+def test_gradient_clipping_inside_a_compiled_step_is_bitwise_eager():
+    """clip_grad_norm_ and clip_grad_value_ on symbolic gradients build the same arithmetic."""
+    rng = np.random.default_rng(4)
+    batches = [
+        (minidl.tensor(rng.standard_normal((4, 7, 8)).astype(np.float32)), minidl.tensor(rng.integers(0, 5, 4)))
+        for _ in range(3)
+    ]
+
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm = nn.LSTM(8, 16, batch_first=True)
+            self.fc = nn.Linear(16, 5)
+
+        def forward(self, x):
+            out, _ = self.lstm(x)
+            return self.fc(out[:, -1])
+
+    def body(model, opt, x, y):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        norm = nn.utils.clip_grad_norm_(model.parameters(), 0.1)
+        nn.utils.clip_grad_value_(model.parameters(), 0.05)
+        opt.step()
+        return loss, norm
+
+    (le, pe, _), (lc, pc, _) = _train_both(Model, lambda p: minidl.optim.SGD(p, lr=0.5), batches, body)
+    assert le == lc  # losses and the returned norms
+    assert any(n > 0.1 for _, n in le)  # the norm clipping really clipped
+    for a, b in zip(pe, pc):
+        assert_bitwise(b, a, "parameter")
+
+
+def test_keras_fit_in_graph_mode_is_bitwise_eager():
+    from minidl import models
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((300, 20)).astype(np.float32)
+    y = rng.integers(0, 3, 300)
+    runs = []
+    for mode in ("eager", "graph"):
+        minidl.manual_seed(0)
+        model = models.Sequential([nn.Linear(20, 32), nn.ReLU(), nn.Dropout(0.1), nn.Linear(32, 3)])
+        model.compile(optimizer="adam", loss="cross_entropy", metrics=["accuracy"])
+        minidl.manual_seed(7)
+        history = model.fit(x, y, batch_size=64, epochs=2, verbose=0, validation_split=0.2, mode=mode)
+        runs.append((history.history, [p.detach().numpy() for p in model.parameters()]))
+    assert runs[0][0] == runs[1][0]
+    for a, b in zip(runs[0][1], runs[1][1]):
+        assert_bitwise(b, a, "parameter")
+    with pytest.raises(ValueError, match="mode must be 'eager' or 'graph'"):
+        model.fit(x, y, mode="static")

@@ -684,3 +684,19 @@ def test_batch_norm_statistics_update_through_the_train_op(graph):
     np.testing.assert_allclose(
         bn.running_var.numpy(), 0.9 + 0.1 * features.var(0, unbiased=True).numpy(), rtol=1e-5, atol=1e-7
     )
+
+
+def test_feeding_an_intermediate_value_replaces_what_computes_it():
+    """TensorFlow lets any tensor be fed: its producer (and what only it needs) does not run."""
+    g = G.Graph()
+    with g.as_default():
+        x = G.placeholder((3,), name="x")
+        y = x.exp()
+        z = y * 2
+    with G.Session(g) as sess:
+        np.testing.assert_array_equal(sess.run(z, feed_dict={y: np.ones(3, np.float32)}), [2, 2, 2])
+        z_value, y_value = sess.run([z, y], feed_dict={x: np.zeros(3, np.float32)})
+        np.testing.assert_array_equal(y_value, [1, 1, 1])
+        np.testing.assert_array_equal(z_value, [2, 2, 2])
+        with pytest.raises(G.GraphError, match="'x'"):
+            sess.run(z)
