@@ -30,8 +30,10 @@ from .backend import device
 from .backend.threads import get_num_threads, set_num_threads
 from .dtypes import bool_, float32, float64, get_default_dtype, int32, int64, set_default_dtype
 from .graph import compile, cond  # noqa: A004
+from .nn.torch_weights import from_torch_state_dict
 from .ops import *  # noqa: E402,F401,F403
 from .ops import ShapeError, Spec  # noqa: E402
+from .ops.creation import from_dlpack
 from .serialization import load, save
 from .tensor import Tensor
 

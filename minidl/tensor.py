@@ -299,6 +299,63 @@ class Tensor:
             return arr.astype(dtype)
         return arr.copy() if copy else arr
 
+    # ---- DLPack: sharing memory with other array libraries -----------------------------------
+    #
+    # DLPack is the common exchange format of array libraries (NumPy, torch, CuPy, JAX, ...). A
+    # consumer calls ``x.__dlpack_device__()`` to learn where the memory is, then
+    # ``x.__dlpack__(...)`` to receive a *capsule*: a small C struct holding the data pointer,
+    # shape, strides and dtype, plus a deleter that keeps the producer's buffer alive until the
+    # consumer is done with it. Nothing is copied. minidl's storage is a NumPy or CuPy array,
+    # which already speaks the protocol, so these methods only add torch's rules on top.
+
+    def __dlpack__(
+        self,
+        *,
+        stream: Any = None,
+        max_version: tuple[int, int] | None = None,
+        dl_device: tuple[int, int] | None = None,
+        copy: bool | None = None,
+    ) -> Any:
+        """Export this tensor as a DLPack capsule, sharing its memory (see ``from_dlpack``).
+
+        As in torch, a tensor that requires grad is refused: the consumer would read (and
+        could write) its values behind autograd's back, where no version counter sees the
+        write and no gradient flows; ``tensor.detach()`` states that this is intended.
+        A view with negative strides (``x[:, ::-1]``) is exported as a contiguous copy, or
+        refused when ``copy=False``: DLPack allows negative strides, but several consumers
+        (torch among them) cannot represent them and fail hard.
+        """
+        if self._rg:
+            raise BufferError("Can't export tensors that require gradient, use tensor.detach()")
+        data = self._data
+        if not hasattr(data, "__dlpack__"):
+            raise BufferError(
+                f"__dlpack__: this {type(self).__name__} holds no values (a symbolic tensor of a graph being "
+                "built); only eager tensors can be exported"
+            )
+        if any(s < 0 for s in data.strides):
+            if copy is False:
+                raise BufferError(
+                    f"__dlpack__: the tensor of shape {tuple(data.shape)} has negative strides {data.strides}, which "
+                    "cannot be shared without a copy; call .contiguous() (or .clone()) first, or pass copy=None"
+                )
+            data = data.copy(order="C")  # NumPy and CuPy alike
+            copy = None  # copied already
+        # Pass only what the consumer asked for: older producers (NumPy < 2.1, CuPy < 13) know
+        # neither ``max_version`` nor ``dl_device`` nor ``copy``.
+        kwargs = {"stream": stream}
+        for name, value in (("max_version", max_version), ("dl_device", dl_device), ("copy", copy)):
+            if value is not None:
+                kwargs[name] = value
+        return data.__dlpack__(**kwargs)
+
+    def __dlpack_device__(self) -> tuple[int, int]:
+        """``(device type, device id)`` in DLPack's numbering: ``(1, 0)`` for the CPU,
+        ``(2, n)`` for CUDA GPU ``n``."""
+        if not hasattr(self._data, "__dlpack_device__"):
+            raise BufferError(f"__dlpack_device__: this {type(self).__name__} holds no values (a symbolic tensor)")
+        return self._data.__dlpack_device__()
+
     def item(self) -> float | int | bool:
         """The value of a one-element tensor as a Python number."""
         if self._data.size != 1:

@@ -107,6 +107,95 @@ def from_numpy(array: np.ndarray) -> Tensor:
     return Tensor(array)
 
 
+# DLPack's device types (``DLDeviceType`` in dlpack.h) that minidl can hold.
+_DL_CPU = 1
+_DL_CUDA = 2
+
+
+def from_dlpack(ext_tensor: Any, *, device: Any = None, copy: bool | None = None) -> Tensor:
+    """A tensor sharing memory with ``ext_tensor``, any array that speaks DLPack (a NumPy or
+    CuPy array, a torch tensor, a minidl tensor, ...): writes through one show in the other.
+
+    The producer's ``__dlpack_device__()`` says where the memory is: CPU memory becomes a
+    NumPy array (``numpy.from_dlpack``), CUDA memory a CuPy array (``cupy.from_dlpack``; CuPy
+    is imported only then). Shape, strides (so non-contiguous views stay views) and dtype are
+    kept; the dtype must be one minidl has (float32/64, int32/64, bool).
+
+    ``copy``, as in torch: ``None`` shares memory when it can, ``True`` always copies,
+    ``False`` never copies (and raises where sharing is impossible). ``device`` moves the
+    result (a copy) when it names another device.
+
+    A producer may mark its memory read-only (DLPack 1.0 has a flag for it; NumPy sets it for
+    a non-writeable array). torch ignores the flag and lets you write anyway; minidl does not
+    write into memory it was told not to, and its in-place ops need writeable storage, so by
+    default it copies such an array (with a warning), and with ``copy=False`` it refuses.
+    """
+    if not hasattr(ext_tensor, "__dlpack__") or not hasattr(ext_tensor, "__dlpack_device__"):
+        raise TypeError(
+            f"from_dlpack: expected an array that implements the DLPack protocol (__dlpack__ and "
+            f"__dlpack_device__), such as a NumPy array or a torch tensor; got {type(ext_tensor).__name__}. "
+            "For nested lists or numbers use minidl.tensor"
+        )
+    if copy is not None and not isinstance(copy, bool):
+        raise TypeError(f"from_dlpack: copy must be True, False or None, got {copy!r}")
+    dev_type, dev_id = (int(v) for v in ext_tensor.__dlpack_device__())
+    if dev_type == _DL_CPU:
+        xp = np
+    elif dev_type == _DL_CUDA:
+        try:
+            import cupy as xp
+        except ImportError:
+            raise RuntimeError(
+                f"from_dlpack: the array lives on CUDA GPU {dev_id}, and minidl holds GPU tensors as CuPy "
+                "arrays, but CuPy is not installed (pip install cupy-cuda13x); or copy the array to the CPU first"
+            ) from None
+    else:
+        raise RuntimeError(
+            f"from_dlpack: the array lives on DLPack device type {dev_type} (id {dev_id}); minidl holds only "
+            "CPU (1) and CUDA (2) memory, so copy the array to the CPU first"
+        )
+    try:
+        arr = xp.from_dlpack(ext_tensor) if copy is None else xp.from_dlpack(ext_tensor, copy=copy)
+    except (BufferError, RuntimeError, TypeError, ValueError) as err:
+        what = f"{type(ext_tensor).__name__} of dtype {getattr(ext_tensor, 'dtype', '?')}"
+        hint = (
+            "; minidl has float32, float64, int32, int64 and bool, so convert it first" if "dtype" in str(err) else ""
+        )
+        raise type(err)(f"from_dlpack: the {what} could not be imported: {err}{hint}") from None
+    if arr.dtype not in dtypes._FROM_NUMPY:
+        raise TypeError(
+            f"from_dlpack: minidl has no {arr.dtype} dtype (it has float32, float64, int32, int64 and bool); "
+            f"convert the {type(ext_tensor).__name__} of shape {tuple(arr.shape)} first, for example with "
+            ".float() (torch) or .astype(np.float32) (NumPy)"
+        )
+    if xp is np and not arr.flags.writeable:
+        if copy is False:
+            raise BufferError(
+                f"from_dlpack: the {type(ext_tensor).__name__} of shape {tuple(arr.shape)} is read-only, and "
+                "minidl tensors must be writeable; pass copy=None (or True) to take a copy"
+            )
+        import warnings
+
+        warnings.warn(
+            f"from_dlpack: the {type(ext_tensor).__name__} is read-only, so minidl took a copy (writes to the "
+            "tensor will not reach it, nor its later changes the tensor)",
+            UserWarning,
+            stacklevel=2,
+        )
+        arr = arr.copy()
+    out = Tensor(arr)
+    if device is not None and out.device != device:
+        if copy is False:
+            raise ValueError(
+                f"from_dlpack: cannot move the array from {out.device} to {device} without copying; "
+                "pass copy=None or copy=True"
+            )
+        from .cast import to_device
+
+        out = to_device(out, device)
+    return out
+
+
 def zeros(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
     if len(size) == 1 and _is_dynamic(size[0]):
         return _fill_dynamic(size[0], 0, dtype)
