@@ -13,11 +13,9 @@ from typing import Any
 __all__ = ["export", "load", "OnnxError"]
 
 
-def export(*args: Any, **kwargs: Any) -> Any:
-    """Export a model or function to an ONNX file; see ``minidl/onnx/export.py``."""
-    from .export import export as _export
-
-    return _export(*args, **kwargs)
+# Imported now, not on first call: importing the submodule ``export`` rebinds this package's
+# attribute ``export`` to that module, so a lazy wrapper would be replaced by a module object.
+from .export import export  # noqa: E402
 
 
 def load(*args: Any, **kwargs: Any) -> Any:

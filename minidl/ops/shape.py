@@ -24,11 +24,12 @@ from . import op as op_layer
 from .op import Op, ShapeError, Spec, apply
 
 
-def _shape_arg(shape: tuple) -> tuple:
-    """Accept ``reshape(2, 3)`` as well as ``reshape((2, 3))``."""
+def _shape_arg(shape: tuple, keep_unknown: bool = False) -> tuple:
+    """Accept ``reshape(2, 3)`` as well as ``reshape((2, 3))``. With ``keep_unknown`` (a symbolic
+    input), ``None`` -- an unknown size passed on from ``x.shape`` -- stays, inferred like ``-1``."""
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
-    return tuple(int(s) for s in shape)
+    return tuple(None if s is None and keep_unknown else int(s) for s in shape)
 
 
 def _resolve_shape(name: str, old: tuple, new: tuple) -> tuple:
@@ -350,7 +351,7 @@ def reshape(x: Tensor, *shape: Any) -> Tensor:
         if tuple(shape[0]) == tuple(x.shape):
             return x
         return apply(Reshape, x, shape[0].like, shape=tuple(shape[0]))
-    shape = _shape_arg(shape)
+    shape = _shape_arg(shape, keep_unknown=type(x) is op_layer.SYMBOLIC_TYPE)
     if shape == x.shape:
         return apply(Reshape, x, shape=shape)
     return apply(Reshape, x, shape=_resolve_shape("reshape", x.shape, shape))

@@ -257,7 +257,8 @@ def _check_mha_inputs(
                 f"got {got}"
             )
     if attn_mask is not None:
-        shapes = [(L, S), (n * num_heads, L, S) if batched else (num_heads, L, S)]
+        nh = None if n is None else n * num_heads  # a static graph's unknown batch size stays unknown
+        shapes = [(L, S), (nh, L, S) if batched else (num_heads, L, S)]
         if not isinstance(attn_mask, Tensor) or tuple(attn_mask.shape) not in shapes:
             got = tuple(attn_mask.shape) if isinstance(attn_mask, Tensor) else type(attn_mask)
             raise ShapeError(
