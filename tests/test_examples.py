@@ -21,6 +21,7 @@ EXAMPLES = {
     "keras_style.py": ["--small"],
     "text_classification.py": ["--small"],
     "text_classification.py --model transformer": ["--small", "--model", "transformer"],
+    "interop.py": [],
 }
 
 
@@ -129,3 +130,17 @@ def test_graph_benchmark_smoke(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "graph_vs_eager.json").exists() and (tmp_path / "graph_vs_eager.png").exists()
+
+
+def test_onnx_benchmark_smoke(tmp_path):
+    """benchmarks/onnx_inference.py runs end to end on its smoke settings (results not checked)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MINIDL_BENCH_RESULTS": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "onnx_inference.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "onnx_inference.json").exists()
