@@ -338,11 +338,42 @@ def test_dropout_in_training_mode_is_refused_naming_the_op_and_line(tmp_path):
 
 
 def test_an_op_without_converter_is_named(tmp_path):
-    def loss(x, y):
-        return F.cross_entropy(x, y)
+    def put(x):
+        y = x.clone()
+        y[0, 1] = 5.0  # IndexPut: writing through an index has no converter yet
+        return y
 
-    with pytest.raises(OnnxError, match=r"'cross_entropy' \(CrossEntropy\) has no ONNX converter.*test_onnx_export"):
-        minidl.onnx.export(loss, (minidl.randn(2, 3), minidl.tensor([0, 2])), tmp_path / "ce.onnx")
+    with pytest.raises(OnnxError, match=r"'index_put' \(IndexPut\) has no ONNX converter.*test_onnx_export"):
+        minidl.onnx.export(put, (minidl.randn(2, 3),), tmp_path / "put.onnx")
+
+
+def test_cross_entropy_and_scatter_add_export(tmp_path):
+    """The losses and scatter_add have ONNX forms (SoftmaxCrossEntropyLoss, ScatterElements)."""
+    lin = nn.Linear(5, 4)
+    weight = minidl.tensor([1.0, 2.0, 0.5, 1.5])
+
+    def fn(x, y, index):
+        logits = lin(x)
+        mean = F.cross_entropy(logits, y)
+        none = F.cross_entropy(logits, y, weight=weight, reduction="none", ignore_index=2)
+        scattered = minidl.zeros(3, 4).scatter_add(0, index, logits)
+        return mean, none, scattered
+
+    rng = np.random.default_rng(0)
+    x = minidl.tensor(rng.standard_normal((6, 5)).astype(np.float32))
+    y = minidl.tensor(np.array([0, 1, 2, 3, 2, 1]))
+    index = minidl.tensor(rng.integers(0, 3, (4, 4)))
+    path = tmp_path / "losses.onnx"
+    minidl.onnx.export(fn, (x, y, index), path, input_names=["x", "y", "index"])
+    feeds = {"x": x.numpy(), "y": y.numpy(), "index": index.numpy()}
+    with minidl.no_grad():
+        expected = [t.numpy() for t in fn(x, y, index)]
+    for outputs in (
+        ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, feeds),
+        ReferenceEvaluator(str(path)).run(None, feeds),
+    ):
+        for got, want in zip(outputs, expected):
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
 def test_bad_arguments_are_refused(tmp_path):

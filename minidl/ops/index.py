@@ -424,6 +424,12 @@ def setitem(x: Tensor, index: Any, value: Any) -> None:
             value = Tensor(array_module(x._data).asarray(value, dtype=x._data.dtype))
         elif not isinstance(value, (int, float, bool, np.number)):
             raise TypeError(f"index assignment: cannot assign a {type(value).__name__}; use a tensor or a number")
+    sym = op_layer.SYMBOLIC_TYPE
+    if sym is not None and (
+        type(x) is sym or type(value) is sym or (op_layer.graph_building and op_layer.symbolic.lifts((x, value)))
+    ):  # building a graph: an IndexPut node, and ``x`` rebound to its result
+        op_layer.symbolic.apply_inplace(IndexPut, x, (value,), {"index": index})
+        return
     recording = grad_state.enabled and (x._rg or (isinstance(value, Tensor) and value._rg))
     if recording:
         _check_inplace_allowed(IndexPut, x)

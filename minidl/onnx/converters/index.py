@@ -140,6 +140,22 @@ def _getitem_dynamic(ctx: Context, node) -> None:
     convert_getitem(ctx, node, ctx.value(node.inputs[0]), len(spec.shape), tuple(items), arrays)
 
 
+@converter(index_ops.ScatterAdd)
+def _scatter_add(ctx: Context, node) -> None:
+    # ONNX's ScatterElements with reduction="add" accumulates repeated indices, as minidl's
+    # (and torch's) scatter_add does; torch reads only src's region the index covers, which
+    # ONNX wants as an updates tensor of exactly the index's shape.
+    x_v, index_v, src_v = node.inputs
+    dim = int(node.attrs["dim"])
+    x, index, src = ctx.value(x_v), ctx.value(index_v), ctx.value(src_v)
+    s_shape, i_shape = ctx.spec(src_v).shape, ctx.spec(index_v).shape
+    cut = [d for d in range(len(s_shape)) if s_shape[d] is None or s_shape[d] != i_shape[d]]
+    if cut:
+        sizes = ctx.emit("Gather", [ctx.shape_of(index), ctx.ints(cut)], axis=0)
+        src = ctx.emit("Slice", [src, ctx.ints([0] * len(cut)), sizes, ctx.ints(cut)])
+    ctx.emit("ScatterElements", [x, index, src], ctx.out(node), axis=dim, reduction="add")
+
+
 @converter(index_ops.Gather)
 def _gather(ctx: Context, node) -> None:
     x_v, index_v = node.inputs

@@ -5,12 +5,15 @@
     max_pool2d      MaxPool (output 0; the argmax indices minidl keeps for backward are not exported)
     avg_pool2d      AveragePool; a ``divisor_override`` d rescales the window mean by (kh kw) / d
 
+    cross_entropy   SoftmaxCrossEntropyLoss (class weights, ignore_index and the reduction mean
+                    the same: 'mean' divides by the total weight of the counted targets)
+
 Pooling's ``ceil_mode`` and ``count_include_pad`` mean the same in ONNX as in torch.
 """
 
 from __future__ import annotations
 
-from ...ops import conv, linalg, pool
+from ...ops import conv, linalg, loss, pool
 from . import converter
 from .context import Context, Unsupported
 
@@ -93,3 +96,18 @@ def _avg_pool2d(ctx: Context, node) -> None:
     mean = ctx.emit("AveragePool", [x], **attrs)
     scale = ctx.scalar(kernel[0] * kernel[1] / divisor, node.specs[0].dtype)
     ctx.emit("Mul", [mean, scale], ctx.out(node))
+
+
+@converter(loss.CrossEntropy)
+def _cross_entropy(ctx: Context, node) -> None:
+    x_v, target_v, weight_v = node.inputs[0], node.inputs[1], node.inputs[2]
+    inputs = [ctx.value(x_v), ctx.value(target_v)]
+    if weight_v is not None:
+        inputs.append(ctx.value(weight_v))
+    ctx.emit(
+        "SoftmaxCrossEntropyLoss",
+        inputs,
+        ctx.out(node),
+        ignore_index=int(node.attrs["ignore_index"]),
+        reduction=str(node.attrs["reduction"]),
+    )
