@@ -82,6 +82,9 @@ def build(tmp: str) -> tuple:
     options = ort.SessionOptions()
     options.intra_op_num_threads = THREADS
     options.inter_op_num_threads = 1
+    # onnxruntime's threads spin-wait after each run by default, taking a core from whatever
+    # is timed next; the other runtimes' threads sleep, so onnxruntime's must too.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
     return model, minidl.compile(model), tmodel, session
 
