@@ -700,3 +700,19 @@ def test_feeding_an_intermediate_value_replaces_what_computes_it():
         np.testing.assert_array_equal(z_value, [2, 2, 2])
         with pytest.raises(G.GraphError, match="'x'"):
             sess.run(z)
+
+
+def test_checks_inside_functional_calls_name_the_building_line():
+    """A shape check that runs before any node exists (inside ``F.linear``, ``F.conv2d``) still
+    says which line of the user's code was building the graph; eager messages are unchanged."""
+    import inspect
+
+    w = minidl.randn(3, 4)
+    with G.Graph().as_default():
+        x = G.placeholder((None, 5))
+        line = inspect.currentframe().f_lineno + 2
+        with pytest.raises(minidl.ShapeError, match=rf"expects 4 .*\[building at .*test_graph_api.py:{line}\]"):
+            F.linear(x, w)
+    with pytest.raises(minidl.ShapeError) as eager:
+        F.linear(minidl.randn(2, 5), w)
+    assert "[building" not in str(eager.value)

@@ -358,10 +358,12 @@ def stop_gradient(x: SymbolicTensor) -> SymbolicTensor:
 
 def register() -> None:
     """Install the hooks through which the op layer hands symbolic calls to this module."""
-    from .symbolic import locate_errors
+    from .. import errors
+    from .symbolic import locate_errors, locate_message
 
     op_layer.SYMBOLIC_TYPE = SymbolicTensor
     op_layer.symbolic = _Dispatch
+    errors.locate = locate_message
     locate_errors()
 
 

@@ -285,6 +285,28 @@ def _located(name: str, method: Any) -> Any:
     return located
 
 
+def locate_message(message: str) -> str:
+    """``errors.locate``: a shape or dtype error raised while building a graph -- by a check in
+    ``nn.functional`` that runs before any node exists, say -- gets the user's line appended.
+
+    "While building" means: some minidl frame on the stack holds a symbolic tensor. Errors
+    raised while a node is being built are located by ``build.infer_specs`` instead (with the
+    op's name), so this steps aside there."""
+    if "[building " in message:
+        return message
+    frame = sys._getframe(2)
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        if frame.f_code.co_name == "infer_specs":
+            return message
+        for value in frame.f_locals.values():
+            if type(value) is SymbolicTensor or (
+                type(value) in (tuple, list) and any(type(v) is SymbolicTensor for v in value)
+            ):
+                return f"{message} [building at {user_frame()}]"
+        frame = frame.f_back
+    return message
+
+
 def locate_errors() -> None:
     """Wrap the op methods and operators (``x @ w``, ``x.reshape``) of symbolic tensors with
     ``_located``. Eager tensors keep the plain functions: this costs nothing outside a graph."""
