@@ -26,9 +26,11 @@ What a trace can and cannot see:
 
 The compiled callable is a drop-in: it returns tensors, and when it does not run backward
 itself (a compiled forward), its outputs are recorded on the eager tape so ``loss.backward()``
-works; the gradient program is generated on first use. It recomputes the forward from the
-call's inputs and random draws, one program per output: a loss on a single output gets eager's
-gradients bitwise, a loss combining several outputs of one call the same up to rounding.
+works. As eager autograd does, the forward then also returns the values its gradients will
+read (the trace builds each output's gradient graph up front to know which), and the gradient
+program, compiled on first use, starts from those instead of recomputing the forward. There is
+one gradient program per output: a loss on a single output gets eager's gradients bitwise, a
+loss combining several outputs of one call the same up to rounding.
 """
 
 from __future__ import annotations
@@ -89,6 +91,12 @@ class _Entry:
         self.grad_feeds: list[int] = []  # arguments whose .grad on entry the program reads (accumulation)
         self.random_outputs: list[tuple[Output, int]] = []  # random draws, kept for the gradient program
         self.arg_writes: list[tuple[int, int]] = []  # (argument changed in place, program output index)
+        # A compiled forward that records on the tape saves what its gradient programs read,
+        # as eager autograd saves activations: per differentiable output k, the seed placeholder
+        # and the (input position, gradient) pairs; and the forward values the programs read.
+        self.backward_graphs: dict[int, tuple[Output, list[tuple[int, Output]]]] = {}
+        self.saved: list[Output] = []
+        self.saved_index = 0  # where the saved values start among the program's outputs
 
 
 class CompiledFunction:
@@ -257,6 +265,14 @@ class CompiledFunction:
         ]
         feeds = [s._ref for s in entry.placeholders] + [g._ref for g in grad_fed]
         sub = prune(graph.nodes, outputs, effects)
+        entry.diff_states = [n.payload for n in graph.variables if n.payload.trainable]
+        if not traced_backward and grad_state.enabled:
+            self._build_backward(entry, sub, outputs)
+            if entry.saved:
+                entry.random_outputs = []  # the gradient programs read saved values: nothing is redrawn
+                entry.saved_index = len(outputs)
+                outputs = outputs + entry.saved
+                sub = prune(graph.nodes, outputs, effects)
         sub, report = passes.optimize(sub, self.optimize, protected=set(feeds))
         entry.program = compile_program(sub, feeds)
         entry.program.report = report
@@ -293,11 +309,22 @@ class CompiledFunction:
             else:
                 results.append(Tensor._wrap(values[item]))
         if entry.records_tape and grad_state.enabled:
-            self._record(entry, tensors, arg_arrays, results, [values[index] for _, index in entry.random_outputs])
+            saved = list(values[entry.saved_index : entry.saved_index + len(entry.saved)])
+            if entry.arg_writes:  # a saved argument must keep the value the call saw
+                saved = [next((a.copy() for a in feeds[: len(tensors)] if a is v), v) for v in saved]
+            self._record(
+                entry, tensors, arg_arrays, results, [values[index] for _, index in entry.random_outputs], saved
+            )
         return _unflatten(entry.out_template, iter(results))
 
     def _record(
-        self, entry: _Entry, tensors: list[Tensor], arg_arrays: list[Any], results: list[Any], randoms: list[Any]
+        self,
+        entry: _Entry,
+        tensors: list[Tensor],
+        arg_arrays: list[Any],
+        results: list[Any],
+        randoms: list[Any],
+        saved: list[Any],
     ) -> None:
         """Put each float output on the eager tape, so that ``backward()`` reaches the inputs."""
         params = [s.storage for s in entry.diff_states]
@@ -315,18 +342,60 @@ class CompiledFunction:
             node = TapeNode(
                 CompiledOutput,
                 inputs,
-                {"fn": self, "entry": entry, "k": item, "args": arg_arrays, "random": randoms},
+                {"fn": self, "entry": entry, "k": item, "args": arg_arrays, "random": randoms, "saved": saved},
                 t._data,
                 edges,
                 versions,
             )
             results[pos] = Tensor._from_node(t._data, node)
 
+    def _build_backward(self, entry: _Entry, forward: Any, outputs: list[Output]) -> None:
+        """Build, in the traced graph, the gradient of each float output for the tape, and find
+        the forward values those gradients read: the forward program will save them.
+
+        This is what eager autograd does: the forward keeps what backward needs, and backward
+        never recomputes the forward. ``backward_program`` compiles these graphs on first use.
+        """
+        graph = entry.graph
+        forward_ids = {n.id for n in forward.nodes}
+        with graph.as_default():
+            xs = [s for s in entry.placeholders] + [
+                symbol_for(graph.captures[id(s.storage)][1]) for s in entry.diff_states
+            ]
+            for k in range(entry.n_outputs):
+                out = outputs[k]
+                if out.spec.dtype.category != 2:
+                    continue
+                y = symbol_for(out, True)
+                seed = placeholder(tuple(y.shape), y.dtype, name=f"seed{k}")
+                grads = gradients([y], xs, grad_ys=[seed], create_graph=False)
+                wanted = [(i, g._ref) for i, g in enumerate(grads) if g is not None]
+                entry.backward_graphs[k] = (seed._ref, wanted)
+        saved: dict[Output, None] = {}
+        needed = prune(graph.nodes, [g for _, w in entry.backward_graphs.values() for _, g in w], [])
+        for node in needed.nodes:
+            if node.id in forward_ids:
+                continue
+            for v in node.inputs:
+                if type(v) is Output and v.node.id in forward_ids:
+                    saved[v] = None
+        entry.saved = list(saved)
+
     def backward_program(self, entry: _Entry, k: int) -> tuple[Program, list]:
         """The program computing every input's gradient of output ``k`` from a seed (cached)."""
         cached = entry.backward_programs.get(k)
         if cached is not None:
             return cached
+        if k in entry.backward_graphs:
+            from .session import _prune_with_feeds
+
+            seed, wanted = entry.backward_graphs[k]
+            feeds = [seed, *entry.saved]
+            sub, feed_map = _prune_with_feeds(entry.graph.nodes, [g for _, g in wanted], [], set(feeds))
+            feeds = [feed_map[f] for f in feeds]
+            sub, _ = passes.optimize(sub, self.optimize, protected=set(feeds))
+            entry.backward_programs[k] = (compile_program(sub, feeds), [i for i, _ in wanted])
+            return entry.backward_programs[k]
         graph = entry.graph
         out = next(o for o in _outputs_of(entry) if o[0] == k)[1]
         with graph.as_default():
@@ -398,7 +467,10 @@ class CompiledOutput:
         fn, entry, k = ctx.attrs["fn"], ctx.attrs["entry"], ctx.attrs["k"]
         program, positions = fn.backward_program(entry, k)
         inputs = ctx.inputs  # (checks that none was changed in place since the call)
-        feeds = ctx.attrs["args"] + [g._data] + ctx.attrs["random"]
+        if k in entry.backward_graphs:  # the forward saved what this program reads
+            feeds = [g._data] + ctx.attrs["saved"]
+        else:  # recompute the forward from the call's arguments and random draws
+            feeds = ctx.attrs["args"] + [g._data] + ctx.attrs["random"]
         values = program.run(feeds)
         grads: list[Any] = [None] * len(inputs)
         for pos, value in zip(positions, values):
