@@ -203,10 +203,7 @@ def gradients(
 def _root_grad(y: SymbolicTensor, g: Any) -> SymbolicTensor:
     from ..ops.creation import ones_like
 
-    if g is None:
-        if y._data.size != 1:
-            # tf.gradients sums the ys: a ones seed of y's shape means the same for any shape
-            pass
+    if g is None:  # tf.gradients differentiates sum(y): a seed of ones, for any shape of y
         return _to_symbol(y, ones_like(y))
     if not isinstance(g, Tensor):
         from ..ops.creation import tensor

@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 
-from .. import dtypes
 from ..tensor import Tensor
 from .ir import Graph, GraphError, Node, Output, get_default_graph
 from .program import Program, Subgraph, compile_program, prune
@@ -310,6 +309,3 @@ def _unflatten(template: Any, values: Iterator) -> Any:
         cls = template[2]
         return cls(*items) if hasattr(cls, "_fields") else cls(items)
     return items
-
-
-_ = dtypes
