@@ -358,8 +358,14 @@ class CompiledFunction:
         """
         graph = entry.graph
         forward_ids = {n.id for n in forward.nodes}
+        # Gradients only for what can receive one: arguments that require grad (part of the
+        # signature) and the trainable variables. An argument such as the input batch gets none,
+        # which saves the largest matmul of a first layer's backward.
+        n_args = len(entry.placeholders)
+        positions = [i for i, s in enumerate(entry.placeholders) if s._rg]
+        positions += [n_args + j for j in range(len(entry.diff_states))]
         with graph.as_default():
-            xs = [s for s in entry.placeholders] + [
+            xs = [s for s in entry.placeholders if s._rg] + [
                 symbol_for(graph.captures[id(s.storage)][1]) for s in entry.diff_states
             ]
             for k in range(entry.n_outputs):
@@ -369,7 +375,7 @@ class CompiledFunction:
                 y = symbol_for(out, True)
                 seed = placeholder(tuple(y.shape), y.dtype, name=f"seed{k}")
                 grads = gradients([y], xs, grad_ys=[seed], create_graph=False)
-                wanted = [(i, g._ref) for i, g in enumerate(grads) if g is not None]
+                wanted = [(positions[i], g._ref) for i, g in enumerate(grads) if g is not None]
                 entry.backward_graphs[k] = (seed._ref, wanted)
         saved: dict[Output, None] = {}
         needed = prune(graph.nodes, [g for _, w in entry.backward_graphs.values() for _, g in w], [])
