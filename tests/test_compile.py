@@ -1186,3 +1186,6 @@ def test_compiled_forward_saves_what_backward_reads_instead_of_recomputing():
     assert entry.saved, "the forward saves the activations its gradient reads"
     ((program, _),) = entry.backward_programs.values()
     assert "f_linear(" not in program.source and "f_relu(" not in program.source, program.source
+    # three products: both weight gradients and the hidden layer's input gradient; none for x,
+    # which does not require grad
+    assert program.source.count("f_matmul(") == 3, program.source
