@@ -143,3 +143,19 @@ def bar_plot(path: Path, labels: list[str], ratios: list[float], title: str, goa
     fig.savefig(tmp, dpi=110)
     os.replace(tmp, path)
     plt.close(fig)
+
+
+def small_cnn(lib: object) -> object:
+    """The CNN of the graph and ONNX benchmarks (conv 32, pool, conv 64, pool, linear to 10),
+    built from ``lib``: ``minidl`` or ``torch``, whose ``nn`` APIs are the same."""
+    n = lib.nn  # type: ignore[attr-defined]
+    return n.Sequential(
+        n.Conv2d(1, 32, 3, padding=1),
+        n.ReLU(),
+        n.MaxPool2d(2),
+        n.Conv2d(32, 64, 3, padding=1),
+        n.ReLU(),
+        n.MaxPool2d(2),
+        n.Flatten(),
+        n.Linear(64 * 7 * 7, 10),
+    )

@@ -11,7 +11,7 @@ rounds, threads pinned):
 2. a GELU/LayerNorm-heavy MLP (256-256-256-10 with LayerNorm and GELU after each hidden
    layer), batch 1024, where elementwise work rivals the matmuls: eager vs compiled at level 1
    and at level 2 (elementwise fusion);
-3. the CNN of benchmarks/training.py (conv-relu-pool x2, linear), batch 64;
+3. a CNN (conv 32, pool, conv 64, pool, linear: `common.small_cnn`), batch 64;
 4. peak memory (``tracemalloc``, which sees NumPy's allocations) of eager vs the compiled,
    planned program: forward-only inference of the MLP at batch 512 and of the CNN at batch 64
    (eager as a user writes it, ``model(x)`` with parameters that require grad, so autograd
@@ -29,7 +29,16 @@ import io
 import pstats
 import tracemalloc
 
-from common import RESULTS, bar_plot, environment, interleaved, markdown_table, pin_threads, write_results
+from common import (
+    RESULTS,
+    bar_plot,
+    environment,
+    interleaved,
+    markdown_table,
+    pin_threads,
+    small_cnn,
+    write_results,
+)
 
 pin_threads()
 
@@ -56,17 +65,8 @@ def gelu_mlp() -> nn.Module:
     )
 
 
-class CNN(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 32, 3, padding=1)
-        self.conv2 = nn.Conv2d(32, 64, 3, padding=1)
-        self.fc = nn.Linear(64 * 7 * 7, 10)
-
-    def forward(self, x: minidl.Tensor) -> minidl.Tensor:
-        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
-        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
-        return self.fc(x.flatten(1))
+def cnn() -> nn.Module:
+    return small_cnn(minidl)
 
 
 def make_step(make_model, optimize: int | None):
@@ -89,7 +89,7 @@ def make_step(make_model, optimize: int | None):
 
 def data(make_model, batch: int):
     rng = np.random.default_rng(1)
-    shape = {mlp: (batch, 784), gelu_mlp: (batch, 256), CNN: (batch, 1, 28, 28)}[make_model]
+    shape = {mlp: (batch, 784), gelu_mlp: (batch, 256), cnn: (batch, 1, 28, 28)}[make_model]
     x = minidl.tensor(rng.standard_normal(shape).astype(np.float32))
     y = minidl.tensor(rng.integers(0, 10, batch))
     return x, y
@@ -101,7 +101,7 @@ def time_steps(make_model, batch: int, levels: list[int | None], quick: bool) ->
     for level in levels:
         step, _ = make_step(make_model, level)
         cases["eager" if level is None else f"compiled (level {level})"] = lambda s=step: s(x, y)
-    big = batch >= 64 or make_model is CNN
+    big = batch >= 64 or make_model is cnn
     inner = (2 if quick else 10) if big else (10 if quick else 100)
     return interleaved(cases, 3 if quick else 15, inner, warmup=5)
 
@@ -129,7 +129,7 @@ def peak_bytes(fn) -> int:
 
 def memory_rows(quick: bool) -> list[dict]:
     rows = []
-    for make_model, batch, label in ((mlp, 512, "MLP, batch 512"), (CNN, 64, "CNN, batch 64")):
+    for make_model, batch, label in ((mlp, 512, "MLP, batch 512"), (cnn, 64, "CNN, batch 64")):
         x, y = data(make_model, batch)
         minidl.manual_seed(0)
         model = make_model()
@@ -197,7 +197,7 @@ def main() -> None:
     plan = [(mlp, 1, "MLP step, batch 1", [None, 1]), (mlp, 16, "MLP step, batch 16", [None, 1])]
     plan += [(mlp, 128, "MLP step, batch 128", [None, 1])]
     plan += [(gelu_mlp, 1024, "GELU/LayerNorm MLP step, batch 1024", [None, 1, 2])]
-    plan += [(CNN, 64, "CNN step, batch 64", [None, 1])]
+    plan += [(cnn, 64, "CNN step, batch 64", [None, 1])]
     for make_model, batch, label, levels in plan:
         times = time_steps(make_model, batch, levels, quick)
         eager = times["eager"]

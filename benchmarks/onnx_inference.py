@@ -3,7 +3,7 @@
     python benchmarks/onnx_inference.py            # full run (about a minute)
     python benchmarks/onnx_inference.py --quick    # a smoke run with few repeats
 
-The CNN of benchmarks/training.py (conv 32, pool, conv 64, pool, linear; eval mode) at batch
+A CNN (conv 32, pool, conv 64, pool, linear: `common.small_cnn`; eval mode) at batch
 1 and 64, from the same weights:
 
 * minidl eager (``model(x)`` under ``no_grad``);
@@ -21,7 +21,17 @@ import argparse
 import os
 import tempfile
 
-from common import RESULTS, THREADS, bar_plot, environment, interleaved, markdown_table, pin_threads, write_results
+from common import (
+    RESULTS,
+    THREADS,
+    bar_plot,
+    environment,
+    interleaved,
+    markdown_table,
+    pin_threads,
+    small_cnn,
+    write_results,
+)
 
 pin_threads()
 
@@ -30,46 +40,16 @@ import onnxruntime as ort  # noqa: E402
 import torch  # noqa: E402
 
 import minidl  # noqa: E402
-import minidl.nn.functional as F  # noqa: E402
 import minidl.onnx  # noqa: E402
-from minidl import nn  # noqa: E402
 
 torch.set_num_threads(THREADS)
 
 
-class CNN(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 32, 3, padding=1)
-        self.conv2 = nn.Conv2d(32, 64, 3, padding=1)
-        self.fc = nn.Linear(64 * 7 * 7, 10)
-
-    def forward(self, x: minidl.Tensor) -> minidl.Tensor:
-        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
-        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
-        return self.fc(x.flatten(1))
-
-
-class TorchCNN(torch.nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv1 = torch.nn.Conv2d(1, 32, 3, padding=1)
-        self.conv2 = torch.nn.Conv2d(32, 64, 3, padding=1)
-        self.fc = torch.nn.Linear(64 * 7 * 7, 10)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = torch.nn.functional.max_pool2d(torch.relu(self.conv1(x)), 2)
-        x = torch.nn.functional.max_pool2d(torch.relu(self.conv2(x)), 2)
-        return self.fc(x.flatten(1))
-
-
 def build(tmp: str) -> tuple:
     minidl.manual_seed(0)
-    model = CNN().eval()
-    tmodel = TorchCNN().eval()
-    with torch.no_grad():
-        for name, p in tmodel.named_parameters():
-            p.copy_(torch.from_numpy(dict(model.named_parameters())[name].detach().numpy()))
+    model = small_cnn(minidl).eval()
+    tmodel = small_cnn(torch).eval()
+    tmodel.load_state_dict({k: torch.from_numpy(v.numpy().copy()) for k, v in model.state_dict().items()})
     path = os.path.join(tmp, "cnn.onnx")
     minidl.onnx.export(
         model,

@@ -72,34 +72,6 @@ def test_mnist_cnn_example_learns_the_digits():
     assert accuracy > 93.0, last
 
 
-def test_overhead_benchmark_smoke(tmp_path):
-    """The benchmark script runs end to end (few repeats); its results are not checked here."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "MINIDL_BENCH_RESULTS": str(tmp_path)}
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "overhead.py"), "--quick"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr
-    assert (tmp_path / "overhead.json").exists()
-
-
-def test_training_benchmark_smoke(tmp_path):
-    """benchmarks/training.py runs end to end on its smoke settings (results not checked)."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "MINIDL_BENCH_RESULTS": str(tmp_path)}
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "training.py"), "--quick", "--epochs", "1"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr
-    assert (tmp_path / "training.json").exists() and (tmp_path / "training.png").exists()
-
-
 def test_static_graph_example(tmp_path):
     """The TensorFlow-1-style example trains through a Session and the module agrees eagerly."""
     result = _run_example("static_graph.py", "--small", "--out", str(tmp_path))
@@ -118,29 +90,26 @@ def test_compile_training_example():
     assert "retracing" in result.stdout and "(16, 1, 28, 28)" in result.stdout and "(8, 1, 28, 28)" in result.stdout
 
 
-def test_graph_benchmark_smoke(tmp_path):
-    """benchmarks/graph_vs_eager.py runs end to end on its smoke settings (results not checked)."""
+BENCHMARKS = {
+    "overhead.py": ["--quick"],
+    "training.py": ["--quick", "--epochs", "1"],
+    "graph_vs_eager.py": ["--quick"],
+    "onnx_inference.py": ["--quick"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(BENCHMARKS))
+def test_benchmark_smoke(name, tmp_path):
+    """Each benchmark script runs end to end on its smoke settings and writes its results file
+    and plot (the figures themselves are not checked here)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MINIDL_BENCH_RESULTS": str(tmp_path)}
     result = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "graph_vs_eager.py"), "--quick"],
+        [sys.executable, str(ROOT / "benchmarks" / name), *BENCHMARKS[name]],
         capture_output=True,
         text=True,
         env=env,
         timeout=600,
     )
     assert result.returncode == 0, result.stderr
-    assert (tmp_path / "graph_vs_eager.json").exists() and (tmp_path / "graph_vs_eager.png").exists()
-
-
-def test_onnx_benchmark_smoke(tmp_path):
-    """benchmarks/onnx_inference.py runs end to end on its smoke settings (results not checked)."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "MINIDL_BENCH_RESULTS": str(tmp_path)}
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "onnx_inference.py"), "--quick"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr
-    assert (tmp_path / "onnx_inference.json").exists()
+    stem = name.removesuffix(".py")
+    assert (tmp_path / f"{stem}.json").exists() and (tmp_path / f"{stem}.png").exists()
