@@ -14,8 +14,8 @@ Files, bottom up: ``symbolic.py`` (the symbolic tensor), ``ir.py`` (nodes and gr
 ``build.py`` (what the op layer does on symbols), ``variables.py``, ``gradients.py``,
 ``passes/`` (the optimizer), ``memory.py`` (liveness and buffer planning), ``program.py``
 (code generation of the flat schedule), ``session.py``, ``inspect.py`` (listing and DOT),
-``stepper.py`` (step-through execution), ``trace.py`` and ``compile.py`` (``minidl.compile``),
-``control.py`` (``cond``).
+``stepper.py`` (step-through execution), ``nest.py`` (nested fetches and results), ``trace.py``
+and ``compile.py`` (``minidl.compile``), ``control.py`` (``cond``).
 """
 
 from . import build as _build

@@ -48,6 +48,7 @@ from . import passes
 from .build import symbol_for
 from .gradients import gradients
 from .ir import Graph, Output
+from .nest import flatten, unflatten
 from .program import Program, compile_program, prune
 from .symbolic import SymbolicTensor, TracingError
 from .trace import Tracer, current_tracer
@@ -89,7 +90,6 @@ class _Entry:
         self.backward_programs: dict[int, tuple[Program, list]] = {}
         self.grad_resets: list[Any] = []
         self.grad_feeds: list[int] = []  # arguments whose .grad on entry the program reads (accumulation)
-        self.random_outputs: list[tuple[Output, int]] = []  # random draws, kept for the gradient program
         self.arg_writes: list[tuple[int, int]] = []  # (argument changed in place, program output index)
         # A compiled forward that records on the tape saves what its gradient programs read,
         # as eager autograd saves activations: per differentiable output k, the seed placeholder
@@ -175,7 +175,7 @@ class CompiledFunction:
         entry = _Entry()
         graph = Graph()
         entry.graph = graph
-        tracer = Tracer(graph, {})
+        tracer = Tracer(graph)
         snapshots = _snapshot_containers(self.fn)
         with graph.as_default():
             symbols = []
@@ -212,7 +212,7 @@ class CompiledFunction:
                 raise
         _check_containers(snapshots, self._name())
         leaves: list[Any] = []
-        entry.out_template = _flatten(result, leaves)
+        entry.out_template = flatten(result, leaves)
         outputs: list[Output] = []
         for leaf in leaves:
             if type(leaf) is SymbolicTensor:
@@ -224,13 +224,6 @@ class CompiledFunction:
                 entry.out_values.append(("value", leaf))
         entry.n_outputs = len(outputs)
         traced_backward = bool(tracer.grad_writes) or any(_is_step(n) for n in graph.nodes)
-        if not traced_backward:
-            # The gradient program recomputes the forward; it must see the same random draws
-            # (dropout masks) as this call, so the program hands them out with the results.
-            for node in graph.nodes:
-                if node.kind == "op" and node.stateful:
-                    entry.random_outputs.append((node.output(0), len(outputs)))
-                    outputs.append(node.output(0))
         # gradients the program hands back to parameters (and to arguments that require grad)
         positions = {id(s): i for i, s in enumerate(symbols)}
         for leaf, g in tracer.grad_writes.values():
@@ -268,8 +261,7 @@ class CompiledFunction:
         entry.diff_states = [n.payload for n in graph.variables if n.payload.trainable]
         if not traced_backward and grad_state.enabled:
             self._build_backward(entry, sub, outputs)
-            if entry.saved:
-                entry.random_outputs = []  # the gradient programs read saved values: nothing is redrawn
+            if entry.saved:  # (random draws such as dropout masks among them: nothing is redrawn)
                 entry.saved_index = len(outputs)
                 outputs = outputs + entry.saved
                 sub = prune(graph.nodes, outputs, effects)
@@ -288,11 +280,12 @@ class CompiledFunction:
             g = tensors[i]._grad
             feeds.append(None if g is None else g._data)
         values = entry.program.run(feeds)
-        arg_arrays = feeds[: len(tensors)]  # what the call saw: a gradient program recomputes from them
+        recording = entry.records_tape and grad_state.enabled
+        saved = list(values[entry.saved_index : entry.saved_index + len(entry.saved)]) if recording else []
         for i, index in entry.arg_writes:
             t = tensors[i]
-            if entry.records_tape and grad_state.enabled:
-                arg_arrays[i] = t._data.copy()
+            if recording:  # a saved argument keeps the value the call saw
+                saved = [t._data.copy() if v is t._data else v for v in saved]
             t._data[...] = values[index]
             t._version_counter()[0] += 1
         for leaf in entry.grad_resets:
@@ -308,24 +301,11 @@ class CompiledFunction:
                 results.append(item[1])
             else:
                 results.append(Tensor._wrap(values[item]))
-        if entry.records_tape and grad_state.enabled:
-            saved = list(values[entry.saved_index : entry.saved_index + len(entry.saved)])
-            if entry.arg_writes:  # a saved argument must keep the value the call saw
-                saved = [next((a.copy() for a in feeds[: len(tensors)] if a is v), v) for v in saved]
-            self._record(
-                entry, tensors, arg_arrays, results, [values[index] for _, index in entry.random_outputs], saved
-            )
-        return _unflatten(entry.out_template, iter(results))
+        if recording:
+            self._record(entry, tensors, results, saved)
+        return unflatten(entry.out_template, iter(results))
 
-    def _record(
-        self,
-        entry: _Entry,
-        tensors: list[Tensor],
-        arg_arrays: list[Any],
-        results: list[Any],
-        randoms: list[Any],
-        saved: list[Any],
-    ) -> None:
+    def _record(self, entry: _Entry, tensors: list[Tensor], results: list[Any], saved: list[Any]) -> None:
         """Put each float output on the eager tape, so that ``backward()`` reaches the inputs."""
         params = [s.storage for s in entry.diff_states]
         inputs = tuple(tensors) + tuple(params)
@@ -342,7 +322,7 @@ class CompiledFunction:
             node = TapeNode(
                 CompiledOutput,
                 inputs,
-                {"fn": self, "entry": entry, "k": item, "args": arg_arrays, "random": randoms, "saved": saved},
+                {"fn": self, "entry": entry, "k": item, "saved": saved},
                 t._data,
                 edges,
                 versions,
@@ -388,36 +368,19 @@ class CompiledFunction:
         entry.saved = list(saved)
 
     def backward_program(self, entry: _Entry, k: int) -> tuple[Program, list]:
-        """The program computing every input's gradient of output ``k`` from a seed (cached)."""
+        """The program computing every input's gradient of output ``k`` from a seed and the
+        values the forward saved (compiled on first use, then cached)."""
         cached = entry.backward_programs.get(k)
         if cached is not None:
             return cached
-        if k in entry.backward_graphs:
-            from .session import _prune_with_feeds
+        from .session import _prune_with_feeds
 
-            seed, wanted = entry.backward_graphs[k]
-            feeds = [seed, *entry.saved]
-            sub, feed_map = _prune_with_feeds(entry.graph.nodes, [g for _, g in wanted], [], set(feeds))
-            feeds = [feed_map[f] for f in feeds]
-            sub, _ = passes.optimize(sub, self.optimize, protected=set(feeds))
-            entry.backward_programs[k] = (compile_program(sub, feeds), [i for i, _ in wanted])
-            return entry.backward_programs[k]
-        graph = entry.graph
-        out = next(o for o in _outputs_of(entry) if o[0] == k)[1]
-        with graph.as_default():
-            y = symbol_for(out, True)
-            seed = placeholder(tuple(y.shape), y.dtype, name=f"seed{k}")
-            xs = [s for s in entry.placeholders] + [
-                symbol_for(graph.captures[id(s.storage)][1]) for s in entry.diff_states
-            ]
-            grads = gradients([y], xs, grad_ys=[seed], create_graph=False)
-        wanted = [(i, g._ref) for i, g in enumerate(grads) if g is not None]
-        feeds = [s._ref for s in entry.placeholders] + [seed._ref] + [out for out, _ in entry.random_outputs]
-        sub = prune(graph.nodes, [g for _, g in wanted], [])
-        # The fed random draws stay unprotected: their inputs are then kept and planned too.
-        sub, _ = passes.optimize(sub, self.optimize, protected=set(feeds[: len(entry.placeholders) + 1]))
-        program = compile_program(sub, feeds)
-        entry.backward_programs[k] = (program, [i for i, _ in wanted])
+        seed, wanted = entry.backward_graphs[k]
+        feeds = [seed, *entry.saved]
+        sub, feed_map = _prune_with_feeds(entry.graph.nodes, [g for _, g in wanted], [], set(feeds))
+        feeds = [feed_map[f] for f in feeds]
+        sub, _ = passes.optimize(sub, self.optimize, protected=set(feeds))
+        entry.backward_programs[k] = (compile_program(sub, feeds), [i for i, _ in wanted])
         return entry.backward_programs[k]
 
     def __get__(self, obj: Any, objtype: Any = None) -> Any:
@@ -450,11 +413,6 @@ class CompiledFunction:
         return entries[-1].program
 
 
-def _outputs_of(entry: _Entry) -> list[tuple[int, Output]]:
-    subs = entry.program.subgraph.outputs
-    return [(i, subs[i]) for i in range(entry.n_outputs)]
-
-
 class CompiledOutput:
     """The tape op of one output of a compiled call: its rule runs the generated gradient program."""
 
@@ -473,11 +431,7 @@ class CompiledOutput:
         fn, entry, k = ctx.attrs["fn"], ctx.attrs["entry"], ctx.attrs["k"]
         program, positions = fn.backward_program(entry, k)
         inputs = ctx.inputs  # (checks that none was changed in place since the call)
-        if k in entry.backward_graphs:  # the forward saved what this program reads
-            feeds = [g._data] + ctx.attrs["saved"]
-        else:  # recompute the forward from the call's arguments and random draws
-            feeds = ctx.attrs["args"] + [g._data] + ctx.attrs["random"]
-        values = program.run(feeds)
+        values = program.run([g._data] + ctx.attrs["saved"])
         grads: list[Any] = [None] * len(inputs)
         for pos, value in zip(positions, values):
             grads[pos] = Tensor._wrap(value)
@@ -583,30 +537,6 @@ def _substitute(value: Any, symbols: Any) -> Any:
     if isinstance(value, dict):  # in the order _signature visits them: sorted keys
         return {k: _substitute(value[k], symbols) for k in sorted(value)}
     return value
-
-
-def _flatten(value: Any, leaves: list) -> Any:
-    if isinstance(value, Tensor):
-        leaves.append(value)
-        return ("leaf",)
-    if isinstance(value, (list, tuple)):
-        return (type(value), [_flatten(v, leaves) for v in value])
-    if isinstance(value, dict):
-        return (dict, {k: _flatten(v, leaves) for k, v in value.items()})
-    leaves.append(value)
-    return ("leaf",)
-
-
-def _unflatten(template: Any, values: Any) -> Any:
-    if template == ("leaf",):
-        return next(values)
-    kind, items = template
-    if kind is dict:
-        return {k: _unflatten(t, values) for k, t in items.items()}
-    seq = [_unflatten(t, values) for t in items]
-    if hasattr(kind, "_fields"):
-        return kind(*seq)
-    return kind(seq)
 
 
 def _restore_grads(tracer: Tracer) -> None:

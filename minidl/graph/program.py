@@ -73,7 +73,6 @@ class Program:
     """A compiled schedule: ``run(feed_values)`` returns the outputs' values."""
 
     subgraph: Subgraph
-    placeholders: list[Node]
     source: str
     fn: Any
     states: list[Any]
@@ -158,7 +157,6 @@ def compile_program(sub: Subgraph, feeds: list[Output], plan: Any = None) -> Pro
         constants.append(v)
         return f"C[{len(constants) - 1}]"
 
-    placeholders: list[Node] = []
     for step, node in enumerate(sub.nodes):
         out = names[node.output(0)] if node.specs else ""
         fed = bool(node.specs) and node.output(0) in feed_index
@@ -196,4 +194,4 @@ def compile_program(sub: Subgraph, feeds: list[Output], plan: Any = None) -> Pro
         exec(compile(source, "<minidl program>", "exec"), namespace)
     except SyntaxError as err:  # pragma: no cover - a bug in the generator
         raise GraphError(f"internal error generating the program:\n{source}") from err
-    return Program(sub, placeholders, source, namespace["program"], states, constants, plan)
+    return Program(sub, source, namespace["program"], states, constants, plan)

@@ -24,6 +24,7 @@ import numpy as np
 
 from ..tensor import Tensor
 from .ir import Graph, GraphError, Node, Output, get_default_graph
+from .nest import flatten, unflatten
 from .program import Program, Subgraph, compile_program, prune
 from .symbolic import SymbolicTensor
 
@@ -69,7 +70,7 @@ class Session:
         if self._closed:
             raise GraphError("Session.run: the session is closed")
         leaves: list[Any] = []
-        template = _flatten(fetches, leaves)
+        template = flatten(fetches, leaves)
         outputs, effects, slots = [], [], []
         for leaf in leaves:
             item = self._resolve_fetch(leaf)
@@ -97,7 +98,7 @@ class Session:
                     continue
                 v = values[s]
                 results.append(v.copy() if s in copies else v)
-            return _unflatten(template, iter(results))
+            return unflatten(template, iter(results))
 
         return program, feed_values, rebuild
 
@@ -286,26 +287,3 @@ def _aliases_state(out: Output) -> bool:
 
 def _fmt(shape: tuple) -> str:
     return "(" + ", ".join("?" if d is None else str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
-
-
-def _flatten(fetches: Any, leaves: list) -> Any:
-    if isinstance(fetches, (list, tuple)) and not isinstance(fetches, Output):
-        items = [_flatten(f, leaves) for f in fetches]
-        return ("tuple" if isinstance(fetches, tuple) else "list", items, type(fetches))
-    if isinstance(fetches, dict):
-        return ("dict", {k: _flatten(v, leaves) for k, v in fetches.items()}, type(fetches))
-    leaves.append(fetches)
-    return ("leaf",)
-
-
-def _unflatten(template: Any, values: Iterator) -> Any:
-    kind = template[0]
-    if kind == "leaf":
-        return next(values)
-    if kind == "dict":
-        return template[2]((k, _unflatten(t, values)) for k, t in template[1].items())
-    items = [_unflatten(t, values) for t in template[1]]
-    if kind == "tuple":
-        cls = template[2]
-        return cls(*items) if hasattr(cls, "_fields") else cls(items)
-    return items

@@ -15,6 +15,7 @@ guard the cached program), and which Python containers were mutated.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from typing import Any
 
 from ..errors import DTypeError, ShapeError
@@ -62,9 +63,8 @@ class ReadGrad:
 class Tracer:
     """The state of one trace (see the module docstring)."""
 
-    def __init__(self, graph: Graph, inputs: dict[int, int]) -> None:
+    def __init__(self, graph: Graph) -> None:
         self.graph = graph
-        self.input_positions = inputs  # id(placeholder SymbolicTensor) -> flat argument index
         self.reset: set[int] = set()  # parameters whose grad a traced zero_grad() reset
         self.grad_writes: dict[int, tuple[Any, SymbolicTensor]] = {}  # id(leaf) -> (leaf, grad)
         self.entry_grad_guards: dict[int, tuple[Tensor, bool]] = {}  # id(leaf) -> (leaf, had a grad)
@@ -85,15 +85,17 @@ class Tracer:
         _state.tracer = None
 
 
-def note_grad_reset(param: Tensor) -> bool:
-    """Called by ``zero_grad`` during a trace: the parameter's gradient starts afresh."""
+def note_grad_reset(params: Iterable[Tensor]) -> bool:
+    """Called by ``zero_grad``: during a trace, the parameters' gradients start afresh (and
+    ``True`` tells ``zero_grad`` it is done); outside one, ``False`` and nothing happens."""
     tracer = _state.tracer
     if tracer is None:
         return False
-    tracer.originals.setdefault(id(param), (param, param._grad))
-    tracer.reset.add(id(param))
-    tracer.grad_writes.pop(id(param), None)
-    param._grad = None
+    for param in params:
+        tracer.originals.setdefault(id(param), (param, param._grad))
+        tracer.reset.add(id(param))
+        tracer.grad_writes.pop(id(param), None)
+        param._grad = None
     return True
 
 

@@ -308,9 +308,9 @@ class Module:
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Reset the gradients of all parameters: to ``None`` (the default, as torch), or to zeros."""
+        if note_grad_reset(self.parameters()):
+            return  # inside minidl.compile: the gradients start afresh
         for p in self.parameters():
-            if note_grad_reset(p):  # inside minidl.compile: the gradient starts afresh
-                continue
             if p.grad is None:
                 continue
             if set_to_none:

@@ -43,6 +43,7 @@ from onnx import helper
 from .. import graph as G
 from ..autograd.grad_mode import no_grad
 from ..graph.ir import Graph, Output
+from ..graph.nest import flatten
 from ..graph.passes import optimize
 from ..graph.program import Subgraph, prune
 from ..graph.symbolic import SymbolicTensor
@@ -145,10 +146,11 @@ def _build(
             for bname, b in fn.named_buffers():
                 graph.name_hints.setdefault(id(b), bname)
             graph._named_modules.add(id(fn))
-        with Tracer(graph, {}):
+        with Tracer(graph):
             result = fn(*call_args)
         leaves: list[Any] = []
-        _flatten(result, leaves)
+        flatten(result, leaves)
+        leaves = [v for v in leaves if v is not None]
         outputs = []
         for k, leaf in enumerate(leaves):
             if type(leaf) is SymbolicTensor:
@@ -171,17 +173,6 @@ def _dtype_of(array: np.ndarray) -> Any:
     from .. import dtypes
 
     return dtypes.from_numpy_dtype(array.dtype)
-
-
-def _flatten(value: Any, leaves: list) -> None:
-    if isinstance(value, (tuple, list)):
-        for v in value:
-            _flatten(v, leaves)
-    elif isinstance(value, dict):
-        for v in value.values():
-            _flatten(v, leaves)
-    elif value is not None:
-        leaves.append(value)
 
 
 # ---- names and dynamic axes ----------------------------------------------------------------------

@@ -208,11 +208,11 @@ class Optimizer:
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Reset the gradients of all optimized tensors: to ``None`` (the default), or, with
         ``set_to_none=False``, to zeros in place (the gradient tensors are kept)."""
+        if note_grad_reset(p for group in self.param_groups for p in group["params"]):
+            return  # inside minidl.compile: the gradients start afresh
         for group in self.param_groups:
             for p in group["params"]:
                 g = p._grad
-                if note_grad_reset(p):  # inside minidl.compile: the gradient starts afresh
-                    continue
                 if g is None:
                     continue
                 if set_to_none:
