@@ -97,6 +97,28 @@ def test_numba_conv_paths(n, c, h, w, k, kh, padding, groups, dtype):
     _check_all_three(x, weight, (1, 1), (padding, padding), (1, 1), groups)
 
 
+@pytest.mark.parametrize("per_image", [True, False], ids=["threads-own-images", "shared-work-items"])
+@pytest.mark.parametrize(
+    "n,c,h,w,k,kh,padding,dilation,groups",
+    [
+        (4, 16, 14, 14, 40, 3, 1, 1, 1),  # the padded grid's pitch is W + 1; a partial column panel
+        (3, 8, 30, 29, 72, 3, 1, 1, 1),  # several chunks of positions and KC slices of the gradient
+        (2, 6, 7, 9, 16, 1, 2, 1, 2),  # padding beyond the kernel's reach: a wider gap, groups
+        (5, 10, 9, 8, 9, 3, (2, 1), (2, 1), 1),  # dilation, unequal padding
+    ],
+)
+def test_numba_conv_both_thread_layouts(monkeypatch, per_image, n, c, h, w, k, kh, padding, dilation, groups):
+    """The forward pass pads each thread's images in a buffer of its own, or pads the batch
+    first and shares (image, group, chunk) items; both must give the reference's result."""
+    monkeypatch.setattr(conv, "_threads_per_image", lambda n, threads: per_image)
+    rng = np.random.default_rng(n + c + h)
+    padding = padding if isinstance(padding, tuple) else (padding, padding)
+    dilation = dilation if isinstance(dilation, tuple) else (dilation, dilation)
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    weight = rng.standard_normal((k, c // groups, kh, kh)).astype(np.float32)
+    _check_all_three(x, weight, (1, 1), padding, dilation, groups)
+
+
 def test_numba_conv_takes_non_contiguous_operands():
     rng = np.random.default_rng(5)
     x = rng.standard_normal((2, 12, 9, 16)).astype(np.float32)[:, ::2, :, ::2]  # strided view

@@ -4,26 +4,35 @@ For one image and one group, a stride-1 convolution is the matrix product
 
     out[k, q] = sum_r  W[k, r] * X[r, q]          r = (c, i, j) a kernel tap, q a position
 
-where X is the im2col matrix. The trick that avoids building X: index the positions ``q`` on
-the *padded-width grid*, q = oh * Wp + ow with Wp the padded input width. Then the column of
-X for tap r is the flat padded input shifted by ``koff[r] = (c Hp + i dh) Wp + j dw``:
+where X is the im2col matrix. The trick that avoids building X: lay each channel of the
+input on a *padded grid* -- its rows one after another, each followed by ``gap`` zeros, with
+``pitch = W + gap`` values per row and zero rows above and below -- and index the positions
+``q`` on the same grid, q = oh * pitch + ow. Then the column of X for tap r is the flat grid
+shifted by ``koff[r] = (c Hp + i dh) pitch + j dw + gap - pw``:
 
-    X[r, q] = xpad_flat[koff[r] + q]
+    X[r, q] = xgrid[koff[r] + q]
 
 so NR consecutive positions read NR consecutive input values. The ``conv_micro`` kernel
-(generated beside the GEMM one) reads them straight from the padded input: no im2col buffer,
-no packing of B. The positions with ow >= Wo wrap into the next row; they are computed and
-dropped (Wp - Wo of every Wp, e.g. 2 of 30 for 28 x 28 with padding 1).
+(generated beside the GEMM one) reads them straight from the grid: no im2col buffer, no
+packing of B. A run of ``gap`` zeros is the right padding of one row and the left padding of
+the next, so ``gap`` is only pw (see ``_geometry``). The positions with ow >= Wo fall on the
+gap; they are computed and dropped (1 of every 29 positions for 28 x 28 with padding 1).
+
+Each thread pads its own images, one at a time, into a buffer that stays in its core's cache
+(``_forward_per_thread``), so no padded copy of the batch goes through memory; with fewer
+images than make an even split, a padded copy is made first and the threads share work
+items of (image, group, chunk of positions) instead (``_forward_implicit``).
 
 The backward passes reuse the same pieces:
 
 * **input gradient**: for stride 1, ``dx`` is the forward convolution of ``g`` with the
   kernel flipped and its in/out channels swapped, padding ``dilation (k - 1) - padding``;
-* **weight gradient**: ``dW[k, r] = sum_n sum_q gpad[k, q] X[r, q]`` is a GEMM over q (and
+* **weight gradient**: ``dW[k, r] = sum_n sum_q G[k, q] X[r, q]`` is a GEMM over q (and
   the batch), computed transposed, ``dW^T = X G^T``, so that A's rows are the shifted input
-  rows themselves (read by ``dw_micro``, unpacked) and only G -- the output gradient laid on
-  the same padded-width grid -- is packed. Each thread sums its share of the images into its
-  own dW, and the partial sums are added at the end (no two threads write one element).
+  rows themselves (read by ``dw_micro``, unpacked) and only G -- the output gradient on the
+  same grid -- is packed, straight from the gradient array (``_pack_gradient``). Each thread
+  pads its own images, sums its share of them into its own dW, and the partial sums are
+  added at the end (no two threads write one element).
 
 Strided convolutions (and the rare padding larger than the kernel's reach) fall back to the
 NumPy im2col reference, which handles every case.
@@ -37,7 +46,7 @@ import numpy as np
 
 from ..reference import conv as reference
 from . import gemm, gemm_micro
-from .gemm import FASTMATH, KC, _jit, _pack_a, _pack_b
+from .gemm import FASTMATH, KC, _jit, _pack_a
 
 conv_micro_f32 = _jit(gemm_micro.conv_micro_f32)
 conv_micro_f64 = _jit(gemm_micro.conv_micro_f64)
@@ -85,30 +94,39 @@ def _dw_micro_for_dtype(kc, xf, aoff, q, bp, c, c_off, ldc, mr, nr, tile, add):
 
 
 @_jit(parallel=True)
-def _pad_flat(x, ph, pw, tail):
-    """Each image's zero-padded channels, flattened, plus ``tail`` zeros: (N, C*Hp*Wp + tail)."""
+def _pad_flat(x, ph, gap, tail):
+    """Each image's channels on the padded grid, flattened, plus ``tail`` zeros:
+    (N, C*Hp*pitch + tail), with ``pitch = W + gap`` (see ``_geometry``)."""
     n, c, h, w = x.shape
-    hp, wp = h + 2 * ph, w + 2 * pw
-    out = np.zeros((n, c * hp * wp + tail), dtype=x.dtype)
+    out = np.zeros((n, c * (h + 2 * ph) * (w + gap) + tail), dtype=x.dtype)
     for item in numba.prange(n * c):
         b, ch = item // c, item % c
-        base = ch * hp * wp
-        for i in range(h):
-            row = base + (i + ph) * wp + pw
-            for j in range(w):
-                out[b, row + j] = x[b, ch, i, j]
+        _fill_channel(x[b, ch], out[b], ch, ph, gap)
     return out
 
 
+@_jit(inline="always")
+def _fill_channel(plane, flat, ch, ph, gap):
+    """Copy one (H, W) channel into its place on the padded grid; the gaps are left alone."""
+    h, w = plane.shape
+    pitch = w + gap
+    base = ch * (h + 2 * ph) * pitch + ph * pitch + gap
+    for i in range(h):
+        row = np.uint64(base + i * pitch)
+        for j in range(w):
+            flat[row + np.uint64(j)] = plane[i, j]
+
+
 @_jit
-def _tap_offsets(c0, cg, kh, kw, dh, dw, hp, wp):
-    """koff[r] for the taps r = (c, i, j) of channels c0..c0+cg: the shift of that tap."""
+def _tap_offsets(c0, cg, kh, kw, dh, dw, hp, pitch, shift):
+    """koff[r] for the taps r = (c, i, j) of channels c0..c0+cg: the shift of that tap
+    (``shift = gap - pw``: where column -pw of the input sits in a row of the grid)."""
     koff = np.empty(cg * kh * kw, dtype=np.uint64)
     r = 0
     for ch in range(c0, c0 + cg):
         for i in range(kh):
             for j in range(kw):
-                koff[r] = (ch * hp + i * dh) * wp + j * dw
+                koff[r] = (ch * hp + i * dh) * pitch + j * dw + shift
                 r += 1
     return koff
 
@@ -127,71 +145,106 @@ def _pack_weights(w2, mr, kc_block):
     return packed
 
 
+@_jit(inline="always")
+def _forward_chunk(mr, nr, xf, wpacked, koff, kc_block, qc_block, q0, qc, kg, k0, wo, pitch, bias, out, acc, tile):
+    """One group's outputs ``out[k0 + k]`` (k < Kg, plus ``bias[k0 + k]`` when ``bias`` is not
+    empty) at the positions q0 .. q0+qc of one image's grid. The tiles are summed into
+    ``acc`` (Kg x qc_block, flat; the first K slice stores), and the real positions
+    (ow < Wo) copied out, the bias added on the way, so it costs no pass of its own."""
+    crs = koff.shape[0]
+    for blk in range(wpacked.shape[0]):
+        pc = blk * kc_block
+        kc = min(kc_block, crs - pc)
+        ap = wpacked[blk]
+        koff_slice = koff[pc : pc + kc]
+        for row in range(0, kg, mr):
+            for col in range(0, qc, nr):
+                conv_micro(
+                    kc,
+                    ap[row * kc : (row + mr) * kc],
+                    xf,
+                    koff_slice,
+                    q0 + col,
+                    acc,
+                    row * qc_block + col,
+                    qc_block,
+                    min(mr, kg - row),
+                    min(nr, qc - col),
+                    tile,
+                    blk > 0,
+                )
+    # keep the real output positions (ow < Wo), one contiguous row segment at a time
+    first_row, last_row = q0 // pitch, (q0 + qc - 1) // pitch
+    for k in range(kg):
+        dst = out[k0 + k]
+        base = k * qc_block - q0
+        for oh in range(first_row, last_row + 1):
+            lo = max(oh * pitch, q0)
+            hi = min(oh * pitch + wo, q0 + qc)
+            if hi > lo:
+                row = dst[oh]
+                if bias.size:  # an explicit loop: a slice expression would allocate a temporary
+                    shift = bias[k0 + k]
+                    src = np.uint64(base + lo)
+                    dst_off = np.uint64(lo - oh * pitch)
+                    for i in range(hi - lo):
+                        row[dst_off + np.uint64(i)] = acc[src + np.uint64(i)] + shift
+                else:
+                    row[lo - oh * pitch : hi - oh * pitch] = acc[base + lo : base + hi]
+
+
 @_jit(parallel=True)
-def _forward_implicit(mr, nr, xflat, wpacked, koffs, kc_block, qc_block, kg, groups, ho, wo, wp, bias, out):
-    """out[n, g*Kg + k, oh, ow] (+ bias[g*Kg + k] when ``bias`` is not empty) for every item
-    (image, group, chunk of positions). The bias is added while the tile is copied out, so it
-    costs no pass of its own."""
+def _forward_implicit(mr, nr, xflat, wpacked, koffs, kc_block, qc_block, kg, groups, ho, wo, pitch, bias, out):
+    """The forward pass over work items (image, group, chunk of positions) of an input padded
+    beforehand (``_pad_flat``): for few images, where items balance the threads better."""
     n = xflat.shape[0]
-    crs = koffs.shape[1]
-    q_total = ho * wp
+    q_total = ho * pitch
     chunks = (q_total + qc_block - 1) // qc_block
     for item in numba.prange(n * groups * chunks):
         b = item // (groups * chunks)
         g = (item // chunks) % groups
         q0 = (item % chunks) * qc_block
-        qc = min(qc_block, q_total - q0)
-        acc = np.empty(kg * qc_block, dtype=out.dtype)  # (Kg, qc), flat; the first K slice stores
+        acc = np.empty(kg * qc_block, dtype=out.dtype)
         tile = np.empty((mr, nr), dtype=out.dtype)
-        xf = xflat[b]
-        for blk in range(wpacked.shape[1]):
-            pc = blk * kc_block
-            kc = min(kc_block, crs - pc)
-            ap = wpacked[g, blk]
-            koff = koffs[g, pc : pc + kc]
-            for col in range(0, qc, nr):
-                for row in range(0, kg, mr):
-                    conv_micro(
-                        kc,
-                        ap[row * kc : (row + mr) * kc],
-                        xf,
-                        koff,
-                        q0 + col,
-                        acc,
-                        row * qc_block + col,
-                        qc_block,
-                        min(mr, kg - row),
-                        min(nr, qc - col),
-                        tile,
-                        blk > 0,
-                    )
-        # keep the real output positions (ow < Wo), one contiguous row segment at a time
-        first_row, last_row = q0 // wp, (q0 + qc - 1) // wp
-        for k in range(kg):
-            dst = out[b, g * kg + k]
-            base = k * qc_block - q0
-            for oh in range(first_row, last_row + 1):
-                lo = max(oh * wp, q0)
-                hi = min(oh * wp + wo, q0 + qc)
-                if hi > lo:
-                    row = dst[oh]
-                    if bias.size:  # an explicit loop: a slice expression would allocate a temporary
-                        shift = bias[g * kg + k]
-                        src = np.uint64(base + lo)
-                        dst_off = np.uint64(lo - oh * wp)
-                        for i in range(hi - lo):
-                            row[dst_off + np.uint64(i)] = acc[src + np.uint64(i)] + shift
-                    else:
-                        row[lo - oh * wp : hi - oh * wp] = acc[base + lo : base + hi]
+        _forward_chunk(
+            mr, nr, xflat[b], wpacked[g], koffs[g], kc_block, qc_block, q0, min(qc_block, q_total - q0),
+            kg, g * kg, wo, pitch, bias, out[b], acc, tile,
+        )  # fmt: skip
 
 
 @_jit(parallel=True)
-def _forward_direct(xflat, w2, koffs, groups, ho, wo, wp, bias, out):
+def _forward_per_thread(
+    mr, nr, x, wpacked, koffs, kc_block, qc_block, kg, groups, ho, wo, ph, gap, tail, nthreads, bias, out
+):
+    """The forward pass with each thread padding its own images, one at a time, into a
+    buffer of its own: the padded image (a few hundred KB) is written into, and read from,
+    the core's own cache, instead of a padded copy of the whole batch going through memory
+    first. The gaps of the buffer are zeroed once; each image only fills the interior."""
+    n, c, h, w = x.shape
+    pitch = w + gap
+    q_total = ho * pitch
+    for t in numba.prange(nthreads):
+        xf = np.zeros(c * (h + 2 * ph) * pitch + tail, dtype=x.dtype)
+        acc = np.empty(kg * qc_block, dtype=out.dtype)
+        tile = np.empty((mr, nr), dtype=out.dtype)
+        for b in range(t, n, nthreads):
+            for ch in range(c):
+                _fill_channel(x[b, ch], xf, ch, ph, gap)
+            for g in range(groups):
+                for q0 in range(0, q_total, qc_block):
+                    _forward_chunk(
+                        mr, nr, xf, wpacked[g], koffs[g], kc_block, qc_block, q0, min(qc_block, q_total - q0),
+                        kg, g * kg, wo, pitch, bias, out[b], acc, tile,
+                    )  # fmt: skip
+
+
+@_jit(parallel=True)
+def _forward_direct(xflat, w2, koffs, groups, ho, wo, pitch, bias, out):
     """Direct convolution for very few taps (a first layer on 1-3 channels), where a GEMM with
     K = C*kh*kw = 9 would spend its time storing tiles, or very few output channels (the input
     gradient of such a layer), where most of an 8-row register tile would be empty.
 
-    Each output plane is computed on the padded-width grid, where tap r of position q reads
+    Each output plane is computed on the padded grid, where tap r of position q reads
     ``xpad_flat[koff[r] + q]``: a sum over taps of shifted rows, one long vector loop per
     group of taps. Summing three taps per pass (and all nine of a one-channel 3 x 3 layer in
     one pass) keeps the running sum in registers: a pass per tap would store the whole row
@@ -201,7 +254,7 @@ def _forward_direct(xflat, w2, koffs, groups, ho, wo, wp, bias, out):
     n = xflat.shape[0]
     k, crs = w2.shape
     kg = k // groups
-    q_total = ho * wp
+    q_total = ho * pitch
     for b in numba.prange(n):  # one image per item: its channels share the scratch row
         xf = xflat[b]
         acc = np.empty(q_total, dtype=out.dtype)
@@ -215,9 +268,9 @@ def _forward_direct(xflat, w2, koffs, groups, ho, wo, wp, bias, out):
                 for r in range(0, crs, 3):
                     _three_taps(acc, xf, wr, koff, r, min(3, crs - r), q_total, r > 0)
             if bias.size:
-                _copy_real_columns_plus(acc, out_b[ch], ho, wo, wp, bias[ch])
+                _copy_real_columns_plus(acc, out_b[ch], ho, wo, pitch, bias[ch])
             else:
-                _copy_real_columns(acc, out_b[ch], 0, ho, wo, wp)
+                _copy_real_columns(acc, out_b[ch], 0, ho, wo, pitch)
 
 
 @_jit
@@ -268,51 +321,57 @@ def _three_taps(acc, xf, w, koff, r, taps, q_total, add):
 
 
 @_jit
-def _copy_real_columns_plus(acc, plane, rows, wo, wp, shift):
-    """plane[oh * Wo + ow] = acc[oh * Wp + ow] + shift for ow < Wo."""
+def _copy_real_columns_plus(acc, plane, rows, wo, pitch, shift):
+    """plane[oh * Wo + ow] = acc[oh * pitch + ow] + shift for ow < Wo."""
     for oh in range(rows):
-        src = np.uint64(oh * wp)
+        src = np.uint64(oh * pitch)
         dst = np.uint64(oh * wo)
         for o in range(wo):
             plane[dst + np.uint64(o)] = acc[src + np.uint64(o)] + shift
 
 
 @_jit
-def _copy_real_columns(acc, plane, q0, rows, wo, wp):
-    """plane[oh * Wo + ow] = acc[oh * Wp + ow - q0] for ow < Wo: drop the padded-width columns."""
+def _copy_real_columns(acc, plane, q0, rows, wo, pitch):
+    """plane[oh * Wo + ow] = acc[oh * pitch + ow - q0] for ow < Wo: drop the gap columns."""
     for oh in range(rows):
-        src = np.uint64(oh * wp - q0)
+        src = np.uint64(oh * pitch - q0)
         dst = np.uint64(oh * wo)
         for o in range(wo):
             plane[dst + np.uint64(o)] = acc[src + np.uint64(o)]
 
 
 @_jit(parallel=True)
-def _weight_grad_implicit(mr, nr, xflat, gpad, koffs, kg, groups, nthreads, partial):
-    """partial[t, g, r, k] = sum over thread t's images b of sum_q X_b[r, q] gpad[b, g*Kg + k, q].
+def _weight_grad_implicit(mr, nr, x, g, koffs, groups, ph, gap, tail, nthreads, partial):
+    """partial[t, grp, r, k] = sum over thread t's images b of sum_q X_b[r, q] G_b[grp Kg + k, q].
 
     The GEMM is dW^T (taps x channels) = X (taps x positions) @ G^T (positions x channels):
-    A's rows are read from the padded input by ``dw_micro`` (no packing), B = G^T is packed
-    (it is small: channels x positions). Each thread owns its ``partial``; they are summed later.
+    A's rows are read by ``dw_micro`` from the padded image itself (no packing); B = G^T,
+    the output gradient on the same grid, is packed straight from ``g`` (it is small:
+    channels x positions). Each thread pads its images into a buffer of its own, as the
+    forward pass does, and owns its ``partial``; the partial sums are added later.
     """
-    n = xflat.shape[0]
+    n, c, h, w = x.shape
+    kg = g.shape[1] // groups
+    ho, wo = g.shape[2], g.shape[3]
+    pitch = w + gap
     crs = koffs.shape[1]
-    q_total = gpad.shape[2]
+    q_total = ho * pitch
     panels_b = (kg + nr - 1) // nr
     for t in numba.prange(nthreads):
-        tile = np.empty((mr, nr), dtype=gpad.dtype)
-        bp = np.empty(panels_b * nr * KC, dtype=gpad.dtype)
+        xf = np.zeros(c * (h + 2 * ph) * pitch + tail, dtype=x.dtype)
+        tile = np.empty((mr, nr), dtype=g.dtype)
+        bp = np.empty(panels_b * nr * KC, dtype=g.dtype)
         aoff = np.zeros(mr, dtype=np.uint64)
         for b in range(t, n, nthreads):
-            xf = xflat[b]
-            for g in range(groups):
-                # B = G^T (positions x Kg): B[q, k] = gf[g Kg q_total + k q_total + q]
-                gf = gpad[b].reshape(-1)
-                c_flat = partial[t, g].reshape(-1)  # (CRS, Kg), flat
-                koff = koffs[g]
+            for ch in range(c):
+                _fill_channel(x[b, ch], xf, ch, ph, gap)
+            gb = g[b].reshape(-1)
+            for grp in range(groups):
+                c_flat = partial[t, grp].reshape(-1)  # (CRS, Kg), flat
+                koff = koffs[grp]
                 for pc in range(0, q_total, KC):
                     kc = min(KC, q_total - pc)
-                    _pack_b(gf, g * kg * q_total, 1, q_total, pc, kc, 0, kg, nr, bp)
+                    _pack_gradient(gb, grp * kg, kg, ho * wo, pc, kc, pitch, wo, nr, bp)
                     for row in range(0, crs, mr):
                         rows = min(mr, crs - row)
                         for i in range(mr):  # offsets of this panel's taps (a partial panel repeats one)
@@ -334,27 +393,48 @@ def _weight_grad_implicit(mr, nr, xflat, gpad, koffs, kg, groups, nthreads, part
                             )
 
 
-@_jit(parallel=True)
-def _grid_gradient(g, wp, tail):
-    """The output gradient laid on the padded-width grid: gpad[b, k, oh*Wp + ow] (0 elsewhere)."""
-    n, k, ho, wo = g.shape
-    out = np.zeros((n, k, ho * wp + tail), dtype=g.dtype)
-    for item in numba.prange(n * k):
-        b, ch = item // k, item % k
-        for i in range(ho):
-            for j in range(wo):
-                out[b, ch, i * wp + j] = g[b, ch, i, j]
-    return out
+@_jit
+def _pack_gradient(gb, k0, kg, plane, pc, kc, pitch, wo, nr, bp):
+    """B = G^T for the positions pc..pc+kc of the grid, as NR-column panels:
+    ``bp[panel][q - pc][j] = g[k0 + panel NR + j, oh, ow]`` for q = oh pitch + ow, and 0 where
+    ow >= Wo (the grid's gap) or past the last channel. ``gb`` is one image's (K, Ho, Wo)
+    gradient, flat; each channel's row is read contiguously."""
+    for panel in range(0, kg, nr):
+        cols = min(nr, kg - panel)
+        dst = np.uint64(panel * kc)
+        if cols < nr:
+            for t in range(kc * nr):
+                bp[dst + np.uint64(t)] = 0.0
+        first_row, last_row = pc // pitch, (pc + kc - 1) // pitch
+        for j in range(cols):
+            src = np.uint64((k0 + panel + j) * plane)
+            for oh in range(first_row, last_row + 1):
+                start = oh * pitch
+                lo, mid, hi = max(start, pc), min(start + wo, pc + kc), min(start + pitch, pc + kc)
+                for q in range(lo, mid):
+                    bp[dst + np.uint64((q - pc) * nr + j)] = gb[src + np.uint64(oh * wo + q - start)]
+                for q in range(max(mid, lo), hi):
+                    bp[dst + np.uint64((q - pc) * nr + j)] = 0.0
 
 
 def _geometry(x_shape, w_shape, stride, padding, dilation, groups):
+    """Sizes of the padded grid the kernels work on.
+
+    Each channel becomes Hp = H + 2 ph rows of ``pitch = W + gap`` values: the input row,
+    then ``gap`` zeros. One run of zeros serves as the right padding of a row *and* the left
+    padding of the next, so ``gap`` is pw (or more, when the padding reaches beyond the
+    kernel's span, to keep pitch >= Wo), not 2 pw: for a 14 x 14 image with padding 1 a row
+    costs 15 positions, not 16. Input column ``j`` of row ``i`` of channel ``c`` sits at
+    ``(c Hp + i + ph) pitch + gap + j``; output position (oh, ow) is ``q = oh pitch + ow``.
+    """
     n, c, h, w = x_shape
     k, cg, kh, kw = w_shape
     ph, pw = padding
     dh, dw = dilation
-    hp, wp = h + 2 * ph, w + 2 * pw
-    ho, wo = hp - dh * (kh - 1), wp - dw * (kw - 1)
-    return n, c, k, cg, kh, kw, ph, pw, dh, dw, hp, wp, ho, wo
+    hp = h + 2 * ph
+    ho, wo = hp - dh * (kh - 1), w + 2 * pw - dw * (kw - 1)
+    gap = pw + max(0, pw - dw * (kw - 1))
+    return n, c, k, cg, kh, kw, ph, pw, dh, dw, hp, gap, w + gap, ho, wo
 
 
 def _implicit_ok(stride, padding, dilation, x_shape, w_shape) -> bool:
@@ -371,8 +451,14 @@ def _tile(*arrays: np.ndarray) -> tuple[int, int]:
     return gemm._TILE[dtype]
 
 
-def _offsets(groups, cg, kh, kw, dh, dw, hp, wp):
-    return np.stack([_tap_offsets(g * cg, cg, kh, kw, dh, dw, hp, wp) for g in range(groups)])
+def _offsets(groups, cg, kh, kw, dh, dw, hp, pitch, shift):
+    return np.stack([_tap_offsets(g * cg, cg, kh, kw, dh, dw, hp, pitch, shift) for g in range(groups)])
+
+
+def _threads_per_image(n: int, nthreads: int) -> bool:
+    """Whether to give each thread whole images (padding each in its own cache): when the
+    images split evenly enough between the threads; otherwise items of (image, group, chunk)."""
+    return n % nthreads == 0 or n >= 4 * nthreads
 
 
 def conv2d_forward(x, w, stride, padding, dilation, groups, bias=None):
@@ -388,28 +474,37 @@ def conv2d_forward(x, w, stride, padding, dilation, groups, bias=None):
             f"conv2d: bias must have shape ({w.shape[0]},) and dtype {x.dtype}, got {bias.shape} {bias.dtype}"
         )
     bias = np.ascontiguousarray(bias)
-    n, c, k, cg, kh, kw, ph, pw, dh, dw, hp, wp, ho, wo = _geometry(x.shape, w.shape, stride, padding, dilation, groups)
+    x = np.ascontiguousarray(x)
+    n, c, k, cg, kh, kw, ph, pw, dh, dw, hp, gap, pitch, ho, wo = _geometry(
+        x.shape, w.shape, stride, padding, dilation, groups
+    )
     kg = k // groups
     crs = cg * kh * kw
+    koffs = _offsets(groups, cg, kh, kw, dh, dw, hp, pitch, gap - pw)
+    tail = dw * (kw - 1) + gap + nr  # the reads of the last tile run past the last row
+    out = np.empty((n, k, ho, wo), dtype=x.dtype)
     if crs <= DIRECT_TAPS or kg < mr:  # too few taps, or too few output channels for a tile
-        xflat = _pad_flat(np.ascontiguousarray(x), ph, pw, dw * (kw - 1))
-        out = np.empty((n, k, ho, wo), dtype=x.dtype)
-        koffs = _offsets(groups, cg, kh, kw, dh, dw, hp, wp)
-        _forward_direct(xflat, np.ascontiguousarray(w).reshape(k, crs), koffs, groups, ho, wo, wp, bias, out)
+        xflat = _pad_flat(x, ph, gap, tail)
+        _forward_direct(xflat, np.ascontiguousarray(w).reshape(k, crs), koffs, groups, ho, wo, pitch, bias, out)
         return out
     # B is read from the input, not packed, so one K slice can hold every tap (up to 2048):
     # each output tile is then written once. Positions are cut into equal chunks of <= QC.
     kc_block = crs if crs <= 2048 else 1024
-    q_total = ho * wp
+    q_total = ho * pitch
     chunks = -(-q_total // QC)
     qc_block = -(-q_total // chunks // nr) * nr
-    xflat = _pad_flat(np.ascontiguousarray(x), ph, pw, qc_block + dw * (kw - 1) + nr)
     w2 = np.ascontiguousarray(w).reshape(groups, kg, crs)
     wpacked = np.stack([_pack_weights(w2[g], mr, kc_block) for g in range(groups)])
-    koffs = _offsets(groups, cg, kh, kw, dh, dw, hp, wp)
-    out = np.empty((n, k, ho, wo), dtype=x.dtype)
+    nthreads = numba.get_num_threads()
     with gemm.slp_vectorize():
-        _forward_implicit(mr, nr, xflat, wpacked, koffs, kc_block, qc_block, kg, groups, ho, wo, wp, bias, out)
+        if _threads_per_image(n, nthreads):
+            threads = min(nthreads, n)
+            _forward_per_thread(
+                mr, nr, x, wpacked, koffs, kc_block, qc_block, kg, groups, ho, wo, ph, gap, tail, threads, bias, out
+            )
+        else:
+            xflat = _pad_flat(x, ph, gap, tail)
+            _forward_implicit(mr, nr, xflat, wpacked, koffs, kc_block, qc_block, kg, groups, ho, wo, pitch, bias, out)
     return out
 
 
@@ -434,15 +529,18 @@ def conv2d_backward_weight(x, grad_out, w_shape, stride, padding, dilation, grou
     if not _implicit_ok(stride, padding, dilation, x.shape, w_shape):
         return reference.conv2d_backward_weight(x, grad_out, w_shape, stride, padding, dilation, groups)
     mr, nr = _tile(x, grad_out)
-    n, c, k, cg, kh, kw, ph, pw, dh, dw, hp, wp, ho, wo = _geometry(x.shape, w_shape, stride, padding, dilation, groups)
+    n, c, k, cg, kh, kw, ph, pw, dh, dw, hp, gap, pitch, ho, wo = _geometry(
+        x.shape, w_shape, stride, padding, dilation, groups
+    )
     kg = k // groups
     crs = cg * kh * kw
-    xflat = _pad_flat(np.ascontiguousarray(x), ph, pw, KC + dw * (kw - 1))
-    gpad = _grid_gradient(np.ascontiguousarray(grad_out), wp, 0)
-    koffs = _offsets(groups, cg, kh, kw, dh, dw, hp, wp)
+    koffs = _offsets(groups, cg, kh, kw, dh, dw, hp, pitch, gap - pw)
     nthreads = max(1, min(numba.get_num_threads(), n))
     partial = np.zeros((nthreads, groups, crs, kg), dtype=x.dtype)  # per thread and group: dW^T
     with gemm.slp_vectorize():
-        _weight_grad_implicit(mr, nr, xflat, gpad, koffs, kg, groups, nthreads, partial)
+        _weight_grad_implicit(
+            mr, nr, np.ascontiguousarray(x), np.ascontiguousarray(grad_out), koffs, groups, ph, gap,
+            KC + dw * (kw - 1) + gap, nthreads, partial,
+        )  # fmt: skip
     # (groups, CRS, Kg) -> (groups, Kg, CRS) -> (K, Cg, kh, kw)
     return np.ascontiguousarray(partial.sum(axis=0).transpose(0, 2, 1)).reshape(w_shape)

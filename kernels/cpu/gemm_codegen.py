@@ -65,7 +65,7 @@ def conv_micro_kernel_source(name: str, scalar: str, mr: int, nr: int) -> str:
     """The implicit-GEMM variant: B is not packed but read from the padded input itself.
 
     For a stride-1 convolution, the NR outputs at consecutive positions q..q+NR-1 of the
-    padded-width grid need, for kernel tap r = (c, i, j), the NR *consecutive* input values
+    padded grid need, for kernel tap r = (c, i, j), the NR *consecutive* input values
     starting at ``koff[r] + q``. So B needs no packing: ``koff`` lists each tap's offset, and
     the loads index the flat input with unsigned integers, which Numba does not wrap around
     (a signed runtime index would need a negative-index check on every load).
