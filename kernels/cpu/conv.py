@@ -14,9 +14,11 @@ shifted by ``koff[r] = (c Hp + i dh) pitch + j dw + gap - pw``:
 
 so NR consecutive positions read NR consecutive input values. The ``conv_micro`` kernel
 (generated beside the GEMM one) reads them straight from the grid: no im2col buffer, no
-packing of B. A run of ``gap`` zeros is the right padding of one row and the left padding of
-the next, so ``gap`` is only pw (see ``_geometry``). The positions with ow >= Wo fall on the
-gap; they are computed and dropped (1 of every 29 positions for 28 x 28 with padding 1).
+packing of B. One call of it sweeps a whole row of tiles: with only a few hundred taps, a
+call per tile spent about a tenth of its time entering and leaving the function. A run of
+``gap`` zeros is the right padding of one row and the left padding of the next, so ``gap``
+is only pw (see ``_geometry``). The positions with ow >= Wo fall on the gap; they are
+computed and dropped (1 of every 29 positions for 28 x 28 with padding 1).
 
 Each thread pads its own images, one at a time, into a buffer that stays in its core's cache
 (``_forward_per_thread``), so no padded copy of the batch goes through memory; with fewer
@@ -57,38 +59,38 @@ QC = 512  # positions per work item: a multiple of both tiles' NR
 DIRECT_TAPS = 27  # up to this many taps per output (3 channels of 3 x 3), convolve directly
 
 
-def conv_micro(kc, ap, xf, koff, q, c, c_off, ldc, mr, nr, tile, add):
-    """The implicit-GEMM micro-kernel for the arrays' dtype (chosen at compile time)."""
+def conv_micro(kc, ap, xf, koff, q0, qc, c, c_off0, ldc, mr, tile, add):
+    """The implicit-GEMM micro-kernel, over a row of tiles, for the arrays' dtype (chosen at compile time)."""
     raise NotImplementedError("conv_micro is only callable from compiled code")
 
 
 @numba.extending.overload(conv_micro, jit_options={"cache": True, "fastmath": set(FASTMATH)})
-def _conv_micro_for_dtype(kc, ap, xf, koff, q, c, c_off, ldc, mr, nr, tile, add):
+def _conv_micro_for_dtype(kc, ap, xf, koff, q0, qc, c, c_off0, ldc, mr, tile, add):
     if ap.dtype == numba.types.float32:
-        return lambda kc, ap, xf, koff, q, c, c_off, ldc, mr, nr, tile, add: conv_micro_f32(
-            kc, ap, xf, koff, q, c, c_off, ldc, mr, nr, tile, add
+        return lambda kc, ap, xf, koff, q0, qc, c, c_off0, ldc, mr, tile, add: conv_micro_f32(
+            kc, ap, xf, koff, q0, qc, c, c_off0, ldc, mr, tile, add
         )
     if ap.dtype == numba.types.float64:
-        return lambda kc, ap, xf, koff, q, c, c_off, ldc, mr, nr, tile, add: conv_micro_f64(
-            kc, ap, xf, koff, q, c, c_off, ldc, mr, nr, tile, add
+        return lambda kc, ap, xf, koff, q0, qc, c, c_off0, ldc, mr, tile, add: conv_micro_f64(
+            kc, ap, xf, koff, q0, qc, c, c_off0, ldc, mr, tile, add
         )
     return None
 
 
-def dw_micro(kc, xf, aoff, q, bp, c, c_off, ldc, mr, nr, tile, add):
-    """The weight-gradient micro-kernel for the arrays' dtype (chosen at compile time)."""
+def dw_micro(kc, xf, koff, crs, q, bp, c, c_off0, ldc, nr, tile, add):
+    """The weight-gradient micro-kernel, over a column of tiles, for the arrays' dtype (chosen at compile time)."""
     raise NotImplementedError("dw_micro is only callable from compiled code")
 
 
 @numba.extending.overload(dw_micro, jit_options={"cache": True, "fastmath": set(FASTMATH)})
-def _dw_micro_for_dtype(kc, xf, aoff, q, bp, c, c_off, ldc, mr, nr, tile, add):
+def _dw_micro_for_dtype(kc, xf, koff, crs, q, bp, c, c_off0, ldc, nr, tile, add):
     if bp.dtype == numba.types.float32:
-        return lambda kc, xf, aoff, q, bp, c, c_off, ldc, mr, nr, tile, add: dw_micro_f32(
-            kc, xf, aoff, q, bp, c, c_off, ldc, mr, nr, tile, add
+        return lambda kc, xf, koff, crs, q, bp, c, c_off0, ldc, nr, tile, add: dw_micro_f32(
+            kc, xf, koff, crs, q, bp, c, c_off0, ldc, nr, tile, add
         )
     if bp.dtype == numba.types.float64:
-        return lambda kc, xf, aoff, q, bp, c, c_off, ldc, mr, nr, tile, add: dw_micro_f64(
-            kc, xf, aoff, q, bp, c, c_off, ldc, mr, nr, tile, add
+        return lambda kc, xf, koff, crs, q, bp, c, c_off0, ldc, nr, tile, add: dw_micro_f64(
+            kc, xf, koff, crs, q, bp, c, c_off0, ldc, nr, tile, add
         )
     return None
 
@@ -157,40 +159,30 @@ def _forward_chunk(mr, nr, xf, wpacked, koff, kc_block, qc_block, q0, qc, kg, k0
         kc = min(kc_block, crs - pc)
         ap = wpacked[blk]
         koff_slice = koff[pc : pc + kc]
-        for row in range(0, kg, mr):
-            for col in range(0, qc, nr):
-                conv_micro(
-                    kc,
-                    ap[row * kc : (row + mr) * kc],
-                    xf,
-                    koff_slice,
-                    q0 + col,
-                    acc,
-                    row * qc_block + col,
-                    qc_block,
-                    min(mr, kg - row),
-                    min(nr, qc - col),
-                    tile,
-                    blk > 0,
-                )
+        for row in range(0, kg, mr):  # each call sweeps all the chunk's positions
+            conv_micro(
+                kc, ap[row * kc : (row + mr) * kc], xf, koff_slice, q0, qc, acc, row * qc_block, qc_block,
+                min(mr, kg - row), tile, blk > 0,
+            )  # fmt: skip
     # keep the real output positions (ow < Wo), one contiguous row segment at a time
     first_row, last_row = q0 // pitch, (q0 + qc - 1) // pitch
+    plane = out.shape[1] * wo
+    flat = out.reshape(-1)
     for k in range(kg):
-        dst = out[k0 + k]
         base = k * qc_block - q0
         for oh in range(first_row, last_row + 1):
             lo = max(oh * pitch, q0)
             hi = min(oh * pitch + wo, q0 + qc)
-            if hi > lo:
-                row = dst[oh]
-                if bias.size:  # an explicit loop: a slice expression would allocate a temporary
-                    shift = bias[k0 + k]
-                    src = np.uint64(base + lo)
-                    dst_off = np.uint64(lo - oh * pitch)
-                    for i in range(hi - lo):
-                        row[dst_off + np.uint64(i)] = acc[src + np.uint64(i)] + shift
-                else:
-                    row[lo - oh * pitch : hi - oh * pitch] = acc[base + lo : base + hi]
+            src = np.uint64(base + lo)
+            dst = np.uint64((k0 + k) * plane + oh * wo + lo - oh * pitch)
+            # explicit loops on unsigned offsets: they vectorize, and no view or temporary is made
+            if bias.size:
+                shift = bias[k0 + k]
+                for i in range(hi - lo):
+                    flat[dst + np.uint64(i)] = acc[src + np.uint64(i)] + shift
+            else:
+                for i in range(hi - lo):
+                    flat[dst + np.uint64(i)] = acc[src + np.uint64(i)]
 
 
 @_jit(parallel=True)
@@ -361,7 +353,6 @@ def _weight_grad_implicit(mr, nr, x, g, koffs, groups, ph, gap, tail, nthreads, 
         xf = np.zeros(c * (h + 2 * ph) * pitch + tail, dtype=x.dtype)
         tile = np.empty((mr, nr), dtype=g.dtype)
         bp = np.empty(panels_b * nr * KC, dtype=g.dtype)
-        aoff = np.zeros(mr, dtype=np.uint64)
         for b in range(t, n, nthreads):
             for ch in range(c):
                 _fill_channel(x[b, ch], xf, ch, ph, gap)
@@ -372,25 +363,11 @@ def _weight_grad_implicit(mr, nr, x, g, koffs, groups, ph, gap, tail, nthreads, 
                 for pc in range(0, q_total, KC):
                     kc = min(KC, q_total - pc)
                     _pack_gradient(gb, grp * kg, kg, ho * wo, pc, kc, pitch, wo, nr, bp)
-                    for row in range(0, crs, mr):
-                        rows = min(mr, crs - row)
-                        for i in range(mr):  # offsets of this panel's taps (a partial panel repeats one)
-                            aoff[i] = koff[row + min(i, rows - 1)]
-                        for col in range(0, kg, nr):
-                            dw_micro(
-                                kc,
-                                xf,
-                                aoff,
-                                pc,
-                                bp[col * kc : (col + nr) * kc],
-                                c_flat,
-                                row * kg + col,
-                                kg,
-                                rows,
-                                min(nr, kg - col),
-                                tile,
-                                True,
-                            )
+                    for col in range(0, kg, nr):  # each call sweeps all the taps
+                        dw_micro(
+                            kc, xf, koff, crs, pc, bp[col * kc : (col + nr) * kc], c_flat, col, kg,
+                            min(nr, kg - col), tile, True,
+                        )  # fmt: skip
 
 
 @_jit

@@ -35,10 +35,11 @@ C). A full tile goes straight from the accumulators; a partial one (at the matri
 goes through ``tile``, an MR x NR scratch array. See ``gemm_codegen.py`` for why the code is
 written out in full.
 
-``conv_micro_<dtype>(kc, ap, xf, koff, q, c, c_off, ldc, mr, nr, tile, add)`` is the same
-with B read straight from a flat padded input, ``xf[koff[k] + q + j]`` (implicit GEMM), and
-``dw_micro_<dtype>(kc, xf, aoff, q, bp, c, c_off, ldc, mr, nr, tile, add)`` with A read from
-it, ``xf[aoff[i] + q + k]`` (the convolution's weight gradient).
+``conv_micro_<dtype>(kc, ap, xf, koff, q0, qc, c, c_off0, ldc, mr, tile, add)`` is the same
+with B read straight from a flat padded input, ``xf[koff[k] + q + j]`` (implicit GEMM), for
+every tile of the positions q0 .. q0+qc; ``dw_micro_<dtype>(kc, xf, koff, crs, q, bp, c,
+c_off0, ldc, nr, tile, add)`` reads A from it, ``xf[koff[r] + q + k]`` (the convolution's
+weight gradient), for every tile of the taps r < crs.
 """
 
 import numpy as np
@@ -69,17 +70,25 @@ def conv_micro_kernel_source(name: str, scalar: str, mr: int, nr: int) -> str:
     starting at ``koff[r] + q``. So B needs no packing: ``koff`` lists each tap's offset, and
     the loads index the flat input with unsigned integers, which Numba does not wrap around
     (a signed runtime index would need a negative-index check on every load).
+
+    One call sweeps a whole row of tiles, positions q0 .. q0+qc: a convolution's K (the
+    taps, C*kh*kw) is often only a few hundred, so a call per tile would spend a tenth of
+    its time entering and leaving the function.
     """
     acc = [[f"c{i}_{j}" for j in range(nr)] for i in range(mr)]
-    lines = [f"def {name}(kc, ap, xf, koff, q, c, c_off, ldc, mr, nr, tile, add):"]
-    lines += [f"    {acc[i][j]} = {scalar}(0.0)" for i in range(mr) for j in range(nr)]
-    lines.append("    uq = np.uint64(q)")
-    lines.append("    for k in range(kc):")
-    lines += [f"        a{i} = ap[k * {mr} + {i}]" for i in range(mr)]
-    lines.append("        base = koff[k] + uq")
-    lines += [f"        b{j} = xf[base + np.uint64({j})]" for j in range(nr)]
-    lines += [f"        {acc[i][j]} += a{i} * b{j}" for i in range(mr) for j in range(nr)]
-    lines += _store_lines(acc, mr, nr)
+    lines = [f"def {name}(kc, ap, xf, koff, q0, qc, c, c_off0, ldc, mr, tile, add):"]
+    lines.append(f"    for col in range(0, qc, {nr}):")
+    lines.append(f"        nr = min({nr}, qc - col)")
+    lines.append("        c_off = c_off0 + col")
+    body = [f"{acc[i][j]} = {scalar}(0.0)" for i in range(mr) for j in range(nr)]
+    body.append("uq = np.uint64(q0 + col)")
+    body.append("for k in range(kc):")
+    body += [f"    a{i} = ap[k * {mr} + {i}]" for i in range(mr)]
+    body.append("    base = koff[k] + uq")
+    body += [f"    b{j} = xf[base + np.uint64({j})]" for j in range(nr)]
+    body += [f"    {acc[i][j]} += a{i} * b{j}" for i in range(mr) for j in range(nr)]
+    lines += ["        " + line for line in body]
+    lines += ["    " + line for line in _store_lines(acc, mr, nr)]
     return "\n".join(lines) + "\n"
 
 
@@ -87,20 +96,26 @@ def weight_grad_micro_kernel_source(name: str, scalar: str, mr: int, nr: int) ->
     """The weight-gradient variant: A is read straight from the padded input, B is packed.
 
     For the weight gradient dW^T[r, k] = sum_q X[r, q] G[k, q], row r of A is the input
-    shifted by tap r's offset, ``xf[aoff[r] + q]``: the MR taps of a panel are MR runs of
+    shifted by tap r's offset, ``xf[koff[r] + q]``: the MR taps of a panel are MR runs of
     consecutive input values, so A needs no packing (B, the output gradient, is small).
+    One call sweeps a whole column of tiles, all ``crs`` taps, for one NR-column panel of B
+    (a partial last panel of taps repeats its last tap's offset and stores only its rows).
     """
     acc = [[f"c{i}_{j}" for j in range(nr)] for i in range(mr)]
-    lines = [f"def {name}(kc, xf, aoff, q, bp, c, c_off, ldc, mr, nr, tile, add):"]
-    lines += [f"    {acc[i][j]} = {scalar}(0.0)" for i in range(mr) for j in range(nr)]
+    lines = [f"def {name}(kc, xf, koff, crs, q, bp, c, c_off0, ldc, nr, tile, add):"]
     lines.append("    uq = np.uint64(q)")
-    lines += [f"    o{i} = aoff[{i}] + uq" for i in range(mr)]
-    lines.append("    for k in range(kc):")
-    lines.append("        uk = np.uint64(k)")
-    lines += [f"        a{i} = xf[o{i} + uk]" for i in range(mr)]
-    lines += [f"        b{j} = bp[k * {nr} + {j}]" for j in range(nr)]
-    lines += [f"        {acc[i][j]} += a{i} * b{j}" for i in range(mr) for j in range(nr)]
-    lines += _store_lines(acc, mr, nr)
+    lines.append(f"    for row in range(0, crs, {mr}):")
+    lines.append(f"        mr = min({mr}, crs - row)")
+    lines.append("        c_off = c_off0 + row * ldc")
+    body = [f"{acc[i][j]} = {scalar}(0.0)" for i in range(mr) for j in range(nr)]
+    body += [f"o{i} = koff[row + min({i}, mr - 1)] + uq" for i in range(mr)]
+    body.append("for k in range(kc):")
+    body.append("    uk = np.uint64(k)")
+    body += [f"    a{i} = xf[o{i} + uk]" for i in range(mr)]
+    body += [f"    b{j} = bp[k * {nr} + {j}]" for j in range(nr)]
+    body += [f"    {acc[i][j]} += a{i} * b{j}" for i in range(mr) for j in range(nr)]
+    lines += ["        " + line for line in body]
+    lines += ["    " + line for line in _store_lines(acc, mr, nr)]
     return "\n".join(lines) + "\n"
 
 
