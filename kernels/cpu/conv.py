@@ -36,8 +36,9 @@ The backward passes reuse the same pieces:
   pads its own images, sums its share of them into its own dW, and the partial sums are
   added at the end (no two threads write one element).
 
-Strided convolutions (and the rare padding larger than the kernel's reach) fall back to the
-NumPy im2col reference, which handles every case.
+Strided convolutions, and the input gradient of a padding larger than the kernel's reach
+(whose equivalent forward padding would be negative), fall back to the NumPy im2col
+reference, which handles every case.
 """
 
 from __future__ import annotations
@@ -148,7 +149,7 @@ def _pack_weights(w2, mr, kc_block):
 
 
 @_jit(inline="always")
-def _forward_chunk(mr, nr, xf, wpacked, koff, kc_block, qc_block, q0, qc, kg, k0, wo, pitch, bias, out, acc, tile):
+def _forward_chunk(mr, xf, wpacked, koff, kc_block, qc_block, q0, qc, kg, k0, wo, pitch, bias, out, acc, tile):
     """One group's outputs ``out[k0 + k]`` (k < Kg, plus ``bias[k0 + k]`` when ``bias`` is not
     empty) at the positions q0 .. q0+qc of one image's grid. The tiles are summed into
     ``acc`` (Kg x qc_block, flat; the first K slice stores), and the real positions
@@ -199,7 +200,7 @@ def _forward_implicit(mr, nr, xflat, wpacked, koffs, kc_block, qc_block, kg, gro
         acc = np.empty(kg * qc_block, dtype=out.dtype)
         tile = np.empty((mr, nr), dtype=out.dtype)
         _forward_chunk(
-            mr, nr, xflat[b], wpacked[g], koffs[g], kc_block, qc_block, q0, min(qc_block, q_total - q0),
+            mr, xflat[b], wpacked[g], koffs[g], kc_block, qc_block, q0, min(qc_block, q_total - q0),
             kg, g * kg, wo, pitch, bias, out[b], acc, tile,
         )  # fmt: skip
 
@@ -225,7 +226,7 @@ def _forward_per_thread(
             for g in range(groups):
                 for q0 in range(0, q_total, qc_block):
                     _forward_chunk(
-                        mr, nr, xf, wpacked[g], koffs[g], kc_block, qc_block, q0, min(qc_block, q_total - q0),
+                        mr, xf, wpacked[g], koffs[g], kc_block, qc_block, q0, min(qc_block, q_total - q0),
                         kg, g * kg, wo, pitch, bias, out[b], acc, tile,
                     )  # fmt: skip
 
@@ -517,7 +518,7 @@ def conv2d_backward_weight(x, grad_out, w_shape, stride, padding, dilation, grou
     with gemm.slp_vectorize():
         _weight_grad_implicit(
             mr, nr, np.ascontiguousarray(x), np.ascontiguousarray(grad_out), koffs, groups, ph, gap,
-            KC + dw * (kw - 1) + gap, nthreads, partial,
+            dw * (kw - 1) + gap, nthreads, partial,
         )  # fmt: skip
     # (groups, CRS, Kg) -> (groups, Kg, CRS) -> (K, Cg, kh, kw)
     return np.ascontiguousarray(partial.sum(axis=0).transpose(0, 2, 1)).reshape(w_shape)
