@@ -44,56 +44,17 @@ reference, which handles every case.
 from __future__ import annotations
 
 import numba
-import numba.extending
 import numpy as np
 
 from ..reference import conv as reference
-from . import gemm, gemm_micro
-from .gemm import FASTMATH, KC, _jit, _pack_a
-
-conv_micro_f32 = _jit(gemm_micro.conv_micro_f32)
-conv_micro_f64 = _jit(gemm_micro.conv_micro_f64)
-dw_micro_f32 = _jit(gemm_micro.dw_micro_f32)
-dw_micro_f64 = _jit(gemm_micro.dw_micro_f64)
+from . import gemm, winograd
+from .conv_tiles import conv_micro, dw_micro
+from .gemm import KC, _jit, _pack_a
 
 QC = 512  # positions per work item: a multiple of both tiles' NR
 DIRECT_TAPS = 27  # up to this many taps per output (3 channels of 3 x 3), convolve directly
-
-
-def conv_micro(kc, ap, xf, koff, q0, qc, c, c_off0, ldc, mr, tile, add):
-    """The implicit-GEMM micro-kernel, over a row of tiles, for the arrays' dtype (chosen at compile time)."""
-    raise NotImplementedError("conv_micro is only callable from compiled code")
-
-
-@numba.extending.overload(conv_micro, jit_options={"cache": True, "fastmath": set(FASTMATH)})
-def _conv_micro_for_dtype(kc, ap, xf, koff, q0, qc, c, c_off0, ldc, mr, tile, add):
-    if ap.dtype == numba.types.float32:
-        return lambda kc, ap, xf, koff, q0, qc, c, c_off0, ldc, mr, tile, add: conv_micro_f32(
-            kc, ap, xf, koff, q0, qc, c, c_off0, ldc, mr, tile, add
-        )
-    if ap.dtype == numba.types.float64:
-        return lambda kc, ap, xf, koff, q0, qc, c, c_off0, ldc, mr, tile, add: conv_micro_f64(
-            kc, ap, xf, koff, q0, qc, c, c_off0, ldc, mr, tile, add
-        )
-    return None
-
-
-def dw_micro(kc, xf, koff, crs, q, bp, c, c_off0, ldc, nr, tile, add):
-    """The weight-gradient micro-kernel, over a column of tiles, for the arrays' dtype (chosen at compile time)."""
-    raise NotImplementedError("dw_micro is only callable from compiled code")
-
-
-@numba.extending.overload(dw_micro, jit_options={"cache": True, "fastmath": set(FASTMATH)})
-def _dw_micro_for_dtype(kc, xf, koff, crs, q, bp, c, c_off0, ldc, nr, tile, add):
-    if bp.dtype == numba.types.float32:
-        return lambda kc, xf, koff, crs, q, bp, c, c_off0, ldc, nr, tile, add: dw_micro_f32(
-            kc, xf, koff, crs, q, bp, c, c_off0, ldc, nr, tile, add
-        )
-    if bp.dtype == numba.types.float64:
-        return lambda kc, xf, koff, crs, q, bp, c, c_off0, ldc, nr, tile, add: dw_micro_f64(
-            kc, xf, koff, crs, q, bp, c, c_off0, ldc, nr, tile, add
-        )
-    return None
+WINOGRAD_MIN_CHANNELS = 32  # in and out, for 'auto' to choose Winograd (see _winograd_pays)
+WINOGRAD_MIN_EFFICIENCY = 0.85  # real outputs per computed one (winograd.tile_efficiency)
 
 
 @_jit(parallel=True)
@@ -433,16 +394,49 @@ def _offsets(groups, cg, kh, kw, dh, dw, hp, pitch, shift):
     return np.stack([_tap_offsets(g * cg, cg, kh, kw, dh, dw, hp, pitch, shift) for g in range(groups)])
 
 
+def _winograd_pays(x_shape, w_shape, padding) -> bool:
+    """Whether F(2x2, 3x3) beats the implicit GEMM on this shape (``benchmarks/kernels.py``
+    measures both): it needs enough channels in and out for its 16 GEMMs to be worth their
+    transforms, and an output whose 2 x 2 tiles are mostly real (a 7 x 7 output computes 64%
+    more than it keeps, and lost to the implicit GEMM by 20%)."""
+    ho, wo = x_shape[2] + 2 * padding[0] - 2, x_shape[3] + 2 * padding[1] - 2
+    return (
+        x_shape[1] >= WINOGRAD_MIN_CHANNELS
+        and w_shape[0] >= WINOGRAD_MIN_CHANNELS
+        and winograd.tile_efficiency(ho, wo) >= WINOGRAD_MIN_EFFICIENCY
+    )
+
+
 def _threads_per_image(n: int, nthreads: int) -> bool:
     """Whether to give each thread whole images (padding each in its own cache): when the
     images split evenly enough between the threads; otherwise items of (image, group, chunk)."""
     return n % nthreads == 0 or n >= 4 * nthreads
 
 
-def conv2d_forward(x, w, stride, padding, dilation, groups, bias=None):
+ALGORITHMS = ("auto", "implicit", "winograd")
+
+
+def conv2d_forward(x, w, stride, padding, dilation, groups, bias=None, algorithm="auto"):
     """Cross-correlation of (N, C, H, W) ``x`` with (K, C/groups, kh, kw) ``w``, plus the
-    (K,) ``bias`` per output channel if given (added as the output is written)."""
-    if not _implicit_ok(stride, padding, dilation, x.shape, w.shape):
+    (K,) ``bias`` per output channel if given (added as the output is written).
+
+    ``algorithm``: ``'implicit'`` (the implicit GEMM below), ``'winograd'`` (F(2x2, 3x3) in
+    ``winograd.py``: 3 x 3, stride 1, no dilation, one group) or ``'auto'``, which takes
+    Winograd where it applies and ``_winograd_pays`` says it is faster."""
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"conv2d: algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
+    use_winograd = winograd.applicable(x.shape, w.shape, stride, padding, dilation, groups)
+    if algorithm == "winograd" and not use_winograd:
+        raise ValueError(
+            f"conv2d: the 'winograd' algorithm needs a 3x3 kernel, stride 1, dilation 1 and groups 1; got kernel "
+            f"{tuple(w.shape[2:])}, stride {tuple(stride)}, dilation {tuple(dilation)}, groups {groups} "
+            "(use algorithm='auto')"
+        )
+    if algorithm == "implicit" or (
+        algorithm == "auto" and use_winograd and not _winograd_pays(x.shape, w.shape, padding)
+    ):
+        use_winograd = False
+    if not use_winograd and not _implicit_ok(stride, padding, dilation, x.shape, w.shape):
         return reference.conv2d_forward(x, w, stride, padding, dilation, groups, bias)
     mr, nr = _tile(x, w)
     if bias is None:
@@ -453,6 +447,10 @@ def conv2d_forward(x, w, stride, padding, dilation, groups, bias=None):
         )
     bias = np.ascontiguousarray(bias)
     x = np.ascontiguousarray(x)
+    if use_winograd:
+        out = winograd.conv2d_forward(x, np.ascontiguousarray(w), padding, bias, (mr, nr))
+        if out is not None:
+            return out  # else a NaN or an infinity: the implicit GEMM keeps them where they belong
     n, c, k, cg, kh, kw, ph, pw, dh, dw, hp, gap, pitch, ho, wo = _geometry(
         x.shape, w.shape, stride, padding, dilation, groups
     )
