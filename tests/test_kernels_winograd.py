@@ -54,7 +54,7 @@ def test_weight_transform_is_g_times_filter_times_g_transposed():
             got = packed[xn, panel * mr * c + i : (panel + 1) * mr * c : mr]
             np.testing.assert_allclose(got, expected[xn, kk], rtol=1e-15, atol=1e-15)
     # the padding rows of the last panel are zero, so they add nothing
-    assert not packed[:, 1 * mr * c :].reshape(16, c, mr)[:, :, k - mr :].any()
+    assert not packed[:, mr * c : 2 * mr * c].reshape(16, c, mr)[:, :, k - mr :].any()
 
 
 def test_one_tile_equals_the_direct_sum_exactly_in_small_integers():
