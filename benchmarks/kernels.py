@@ -7,8 +7,9 @@
   batch 64: forward x W^T, input gradient g W, weight gradient g^T x), float32 and float64:
   the Numba GEMM vs NumPy/OpenBLAS vs torch;
 * conv2d 3x3 (padding 1) forward and forward+backward for (N, C, H, W, K) = (64,1,28,28,32),
-  (64,32,14,14,64), (64,64,32,32,64), (32,128,28,28,128): the Numba implicit GEMM vs the
-  NumPy im2col+BLAS reference vs torch (oneDNN);
+  (64,32,14,14,64), (64,64,32,32,64), (32,128,28,28,128): minidl's default ('auto': Winograd
+  F(2x2, 3x3) where it pays, else the implicit GEMM or the direct sum) and its implicit GEMM
+  alone vs the NumPy im2col+BLAS reference vs torch (oneDNN);
 * mixed: a Numba convolution and a 64x3136 @ 3136x128 product back to back, with the matmul
   on BLAS ('blas') and on minidl's default ('auto', one thread pool), against each alone;
 * compile cost: each kernel's first call with an empty Numba cache, and in a warm process.
@@ -111,18 +112,24 @@ def run_worker(lib: str, quick: bool) -> dict:
         x = rng.standard_normal((nb, c, h, w)).astype(np.float32)
         wt = (rng.standard_normal((kk, c, 3, 3)) * 0.1).astype(np.float32)
         g = rng.standard_normal((nb, kk, h, w)).astype(np.float32)
+        label = "conv {}x{}x{}x{} -> {}".format(*shape)
         fwd, both = _conv_steps(
             lib, x, wt, g, numba_conv if lib == "numba" else (None if lib == "torch" else reference)
         )
-        label = "conv {}x{}x{}x{} -> {}".format(*shape)
         times[f"{label} forward"] = _timeit(fwd, min_time, reps)
         times[f"{label} forward+backward"] = _timeit(both, min_time, reps)
+        if lib == "numba":  # the implicit GEMM alone, where 'auto' chose Winograd
+            fwd, both = _conv_steps(lib, x, wt, g, numba_conv, algorithm="implicit")
+            times[f"{label} forward, implicit GEMM"] = _timeit(fwd, min_time, reps)
+            times[f"{label} forward+backward, implicit GEMM"] = _timeit(both, min_time, reps)
     return times
 
 
-def _conv_steps(lib: str, x, wt, g, impl):
-    """(forward, forward+backward) of a 3x3, padding-1 convolution with one library."""
+def _conv_steps(lib: str, x, wt, g, impl, algorithm: str | None = None):
+    """(forward, forward+backward) of a 3x3, padding-1 convolution with one library
+    (for minidl's kernels, ``algorithm`` picks the forward method and the input gradient's)."""
     args = ((1, 1), (1, 1), (1, 1), 1)
+    choice = {} if algorithm is None else {"algorithm": algorithm}
     if lib == "torch":
         import torch
 
@@ -138,11 +145,11 @@ def _conv_steps(lib: str, x, wt, g, impl):
         return fwd, both
 
     def fwd():
-        return impl.conv2d_forward(x, wt, *args)
+        return impl.conv2d_forward(x, wt, *args, **choice)
 
     def both():
-        impl.conv2d_forward(x, wt, *args)
-        impl.conv2d_backward_input(g, wt, x.shape, *args)
+        impl.conv2d_forward(x, wt, *args, **choice)
+        impl.conv2d_backward_input(g, wt, x.shape, *args, **choice)
         impl.conv2d_backward_weight(x, g, wt.shape, *args)
 
     return fwd, both
@@ -195,6 +202,7 @@ for dtype in ("float32", "float64"):
     x, w, g = np.ones((2, 8, 8, 8), dtype), np.ones((16, 8, 3, 3), dtype), np.ones((2, 16, 8, 8), dtype)
     args = ((1, 1), (1, 1), (1, 1), 1)
     t = time.perf_counter(); conv.conv2d_forward(x, w, *args); out[f"conv2d forward {dtype}"] = time.perf_counter() - t
+    t = time.perf_counter(); conv.conv2d_forward(x, w, *args, algorithm="winograd"); out[f"conv2d forward Winograd {dtype}"] = time.perf_counter() - t
     t = time.perf_counter(); conv.conv2d_backward_input(g, w, x.shape, *args); out[f"conv2d backward input {dtype}"] = time.perf_counter() - t
     t = time.perf_counter(); conv.conv2d_backward_weight(x, g, w.shape, *args); out[f"conv2d backward weight {dtype}"] = time.perf_counter() - t
 print(json.dumps(out))
@@ -258,31 +266,44 @@ def main() -> None:
                 f"{g['numba'] / g['torch']:.2f}",
             ]
         )
+    from minidl.backend.kernel_loader import import_kernels
+
+    import_kernels()
+    import minidl.kernels.cpu.conv as numba_conv
+
     for shape in CONVS:
         label = "conv {}x{}x{}x{} -> {}".format(*shape)
+        nb, c, h, w, kk = shape
+        method = numba_conv.choose_algorithm((nb, c, h, w), (kk, c, 3, 3), (1, 1), (1, 1), (1, 1), 1)
         for part in ("forward", "forward+backward"):
             case = f"{label} {part}"
             if case not in median["numba"]:
                 continue
-            nb, c, h, w, kk = shape
             flops = 2 * nb * kk * h * w * c * 9 * (1 if part == "forward" else 3)
             t = {lib: median[lib][case] for lib in libs}
+            t_implicit = median["numba"][f"{case}, implicit GEMM"]
             rows.append(
                 {
                     "case": case,
+                    "numba_method": method,
                     **{f"{lib}_ms": t[lib] * 1e3 for lib in libs},
+                    "numba_implicit_ms": t_implicit * 1e3,
                     "numba_vs_torch": t["torch"] / t["numba"],
+                    "numba_implicit_vs_torch": t["torch"] / t_implicit,
                     "numba_vs_im2col": t["blas"] / t["numba"],
                 }
             )
             conv_table.append(
                 [
                     case,
+                    method,
                     f"{t['numba'] * 1e3:.2f}",
+                    f"{t_implicit * 1e3:.2f}",
                     f"{t['blas'] * 1e3:.2f}",
                     f"{t['torch'] * 1e3:.2f}",
                     f"{flops / t['numba'] / 1e9:.0f}",
                     f"{t['torch'] / t['numba']:.2f}",
+                    f"{t['torch'] / t_implicit:.2f}",
                     f"{t['blas'] / t['numba']:.2f}",
                 ]
             )
@@ -325,9 +346,18 @@ def main() -> None:
     md += "## matmul (GFLOP/s; ratios are speed ratios, above 1 = Numba faster)\n\n"
     md += markdown_table(["case", "Numba", "OpenBLAS", "torch", "Numba / OpenBLAS", "Numba / torch"], mm_table)
     md += "\n## conv2d 3x3, padding 1, float32 (ms; speed ratios, above 1 = Numba faster)\n\n"
-    md += markdown_table(
-        ["case", "Numba", "im2col+BLAS", "torch", "Numba GFLOP/s", "Numba vs torch", "Numba vs im2col"], conv_table
+    md += (
+        "'Numba' is minidl's default ('auto'), by the forward method named (the input gradient is a\n"
+        "forward convolution too, chosen the same way); 'implicit' is the implicit GEMM alone.\n"
+        "GFLOP/s counts the direct convolution's 2 N K C 9 Ho Wo per pass, whatever the method.\n\n"
     )
+    md += markdown_table(
+        [
+            "case", "method", "Numba", "Numba implicit", "im2col+BLAS", "torch", "Numba GFLOP/s",
+            "Numba vs torch", "implicit vs torch", "Numba vs im2col",
+        ],
+        conv_table,
+    )  # fmt: skip
     md += "\n## Mixed: conv 64x32x14x14 -> 64 forward (Numba), then 64x3136 @ 3136x128 (ms)\n\n"
     md += (
         "OpenBLAS's idle threads spin after a call; a Numba kernel that runs next shares its cores with\n"
@@ -361,9 +391,9 @@ def _plot(mm_table, conv_table) -> None:
     axes[0].legend(fontsize=8)
     labels = [r[0].replace("conv ", "") for r in conv_table]
     y = np.arange(len(labels))
-    torch_ms = np.array([float(r[3]) for r in conv_table])
-    for offset, col, lib in ((-0.2, 1, "Numba"), (0.2, 2, "im2col+BLAS")):
-        axes[1].barh(y + offset, torch_ms / np.array([float(r[col]) for r in conv_table]), height=0.4, label=lib)
+    torch_ms = np.array([float(r[5]) for r in conv_table])
+    for offset, col, lib in ((-0.27, 2, "Numba (auto)"), (0.0, 3, "Numba implicit GEMM"), (0.27, 4, "im2col+BLAS")):
+        axes[1].barh(y + offset, torch_ms / np.array([float(r[col]) for r in conv_table]), height=0.27, label=lib)
     axes[1].axvline(1.0, color="black", linestyle="--", linewidth=1, label="torch (oneDNN)")
     axes[1].set_yticks(y, labels, fontsize=7)
     axes[1].set_xlabel("speed relative to torch (higher is better)")

@@ -183,3 +183,38 @@ def test_unknown_algorithm_is_named():
     x, w = np.zeros((1, 2, 5, 5)), np.zeros((3, 2, 3, 3))
     with pytest.raises(ValueError, match=r"conv2d: algorithm must be one of .*'auto'.*got 'fft'"):
         conv.conv2d_forward(x, w, (1, 1), (1, 1), (1, 1), 1, algorithm="fft")
+
+
+@pytest.mark.parametrize(
+    "x_shape, w_shape, stride, groups, algorithm, method",
+    [
+        ((64, 32, 14, 14), (64, 32, 3, 3), (1, 1), 1, "auto", "winograd"),
+        ((64, 32, 14, 14), (64, 32, 3, 3), (1, 1), 1, "implicit", "implicit"),
+        ((2, 4, 9, 9), (8, 4, 3, 3), (1, 1), 1, "winograd", "winograd"),  # asked for, though it does not pay
+        ((2, 4, 9, 9), (8, 4, 3, 3), (1, 1), 1, "auto", "implicit"),
+        ((2, 1, 9, 9), (32, 1, 3, 3), (1, 1), 1, "auto", "direct"),  # 9 taps
+        ((2, 64, 9, 9), (64, 32, 3, 3), (1, 1), 2, "auto", "implicit"),  # groups: no Winograd
+        ((2, 64, 9, 9), (64, 64, 3, 3), (2, 2), 1, "auto", "im2col"),  # strided
+    ],
+)
+def test_choose_algorithm_names_the_method(x_shape, w_shape, stride, groups, algorithm, method):
+    assert conv.choose_algorithm(x_shape, w_shape, stride, (1, 1), (1, 1), groups, algorithm) == method
+
+
+def test_input_gradient_takes_the_algorithm_too(monkeypatch):
+    """dx is a forward convolution (flipped kernel): 'auto' runs it by Winograd where that
+    pays, 'implicit' never; both equal the reference."""
+    calls = []
+    real = winograd.conv2d_forward
+    monkeypatch.setattr(winograd, "conv2d_forward", lambda *a: calls.append(1) or real(*a))
+    rng = np.random.default_rng(6)
+    g = rng.standard_normal((2, 32, 14, 14)).astype(np.float32)
+    w = rng.standard_normal((32, 40, 3, 3)).astype(np.float32)
+    expected = ref.conv2d_backward_input(
+        g.astype(np.float64), w.astype(np.float64), (2, 40, 14, 14), (1, 1), (1, 1), (1, 1), 1
+    )
+    for algorithm, used in (("auto", True), ("implicit", False)):
+        calls.clear()
+        got = conv.conv2d_backward_input(g, w, (2, 40, 14, 14), (1, 1), (1, 1), (1, 1), 1, algorithm=algorithm)
+        assert bool(calls) == used
+        np.testing.assert_allclose(got, expected, **_tolerance(np.float32, 32))

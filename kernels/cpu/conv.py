@@ -416,27 +416,40 @@ def _threads_per_image(n: int, nthreads: int) -> bool:
 ALGORITHMS = ("auto", "implicit", "winograd")
 
 
+def choose_algorithm(x_shape, w_shape, stride, padding, dilation, groups, algorithm: str = "auto") -> str:
+    """The method ``conv2d_forward`` uses for this geometry: ``'winograd'`` (F(2x2, 3x3),
+    ``winograd.py``), ``'direct'`` (very few taps or output channels: ``_forward_direct``),
+    ``'implicit'`` (the implicit GEMM) or ``'im2col'`` (strided: the NumPy reference).
+
+    ``algorithm`` is the caller's wish: ``'auto'`` takes Winograd where it applies and
+    ``_winograd_pays`` says it is faster; ``'implicit'`` never takes it; ``'winograd'``
+    insists, and is an error where it does not apply."""
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"conv2d: algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
+    fits = winograd.applicable(x_shape, w_shape, stride, padding, dilation, groups)
+    if algorithm == "winograd" and not fits:
+        raise ValueError(
+            f"conv2d: the 'winograd' algorithm needs a 3x3 kernel, stride 1, dilation 1 and groups 1; got kernel "
+            f"{tuple(w_shape[2:])}, stride {tuple(stride)}, dilation {tuple(dilation)}, groups {groups} "
+            "(use algorithm='auto')"
+        )
+    if fits and (algorithm == "winograd" or (algorithm == "auto" and _winograd_pays(x_shape, w_shape, padding))):
+        return "winograd"
+    if not _implicit_ok(stride, padding, dilation, x_shape, w_shape):
+        return "im2col"
+    k, cg, kh, kw = w_shape
+    return "direct" if cg * kh * kw <= DIRECT_TAPS or k // groups < gemm.MR else "implicit"
+
+
 def conv2d_forward(x, w, stride, padding, dilation, groups, bias=None, algorithm="auto"):
     """Cross-correlation of (N, C, H, W) ``x`` with (K, C/groups, kh, kw) ``w``, plus the
     (K,) ``bias`` per output channel if given (added as the output is written).
 
     ``algorithm``: ``'implicit'`` (the implicit GEMM below), ``'winograd'`` (F(2x2, 3x3) in
-    ``winograd.py``: 3 x 3, stride 1, no dilation, one group) or ``'auto'``, which takes
-    Winograd where it applies and ``_winograd_pays`` says it is faster."""
-    if algorithm not in ALGORITHMS:
-        raise ValueError(f"conv2d: algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
-    use_winograd = winograd.applicable(x.shape, w.shape, stride, padding, dilation, groups)
-    if algorithm == "winograd" and not use_winograd:
-        raise ValueError(
-            f"conv2d: the 'winograd' algorithm needs a 3x3 kernel, stride 1, dilation 1 and groups 1; got kernel "
-            f"{tuple(w.shape[2:])}, stride {tuple(stride)}, dilation {tuple(dilation)}, groups {groups} "
-            "(use algorithm='auto')"
-        )
-    if algorithm == "implicit" or (
-        algorithm == "auto" and use_winograd and not _winograd_pays(x.shape, w.shape, padding)
-    ):
-        use_winograd = False
-    if not use_winograd and not _implicit_ok(stride, padding, dilation, x.shape, w.shape):
+    ``winograd.py``: 3 x 3, stride 1, no dilation, one group) or ``'auto'``; see
+    ``choose_algorithm``."""
+    method = choose_algorithm(x.shape, w.shape, stride, padding, dilation, groups, algorithm)
+    if method == "im2col":
         return reference.conv2d_forward(x, w, stride, padding, dilation, groups, bias)
     mr, nr = _tile(x, w)
     if bias is None:
@@ -447,7 +460,7 @@ def conv2d_forward(x, w, stride, padding, dilation, groups, bias=None, algorithm
         )
     bias = np.ascontiguousarray(bias)
     x = np.ascontiguousarray(x)
-    if use_winograd:
+    if method == "winograd":
         out = winograd.conv2d_forward(x, np.ascontiguousarray(w), padding, bias, (mr, nr))
         if out is not None:
             return out  # else a NaN or an infinity: the implicit GEMM keeps them where they belong
@@ -459,7 +472,7 @@ def conv2d_forward(x, w, stride, padding, dilation, groups, bias=None, algorithm
     koffs = _offsets(groups, cg, kh, kw, dh, dw, hp, pitch, gap - pw)
     tail = dw * (kw - 1) + gap + nr  # the reads of the last tile run past the last row
     out = np.empty((n, k, ho, wo), dtype=x.dtype)
-    if crs <= DIRECT_TAPS or kg < mr:  # too few taps, or too few output channels for a tile
+    if crs <= DIRECT_TAPS or kg < mr:  # 'direct': too few taps, or too few output channels for a tile
         xflat = _pad_flat(x, ph, gap, tail)
         _forward_direct(xflat, np.ascontiguousarray(w).reshape(k, crs), koffs, groups, ho, wo, pitch, bias, out)
         return out
@@ -484,9 +497,9 @@ def conv2d_forward(x, w, stride, padding, dilation, groups, bias=None, algorithm
     return out
 
 
-def conv2d_backward_input(grad_out, w, x_shape, stride, padding, dilation, groups):
+def conv2d_backward_input(grad_out, w, x_shape, stride, padding, dilation, groups, algorithm="auto"):
     """dx: for stride 1, the forward convolution of ``grad_out`` with the flipped, transposed
-    kernel and padding ``dilation (k - 1) - padding``."""
+    kernel and padding ``dilation (k - 1) - padding`` (by ``algorithm``, as in the forward pass)."""
     kh, kw = w.shape[2], w.shape[3]
     pad = (dilation[0] * (kh - 1) - padding[0], dilation[1] * (kw - 1) - padding[1])
     if not _implicit_ok(stride, padding, dilation, x_shape, w.shape) or min(pad) < 0:
@@ -497,7 +510,7 @@ def conv2d_backward_input(grad_out, w, x_shape, stride, padding, dilation, group
     flipped = (
         w[:, :, ::-1, ::-1].reshape(groups, kg, cg, kh, kw).transpose(0, 2, 1, 3, 4).reshape(groups * cg, kg, kh, kw)
     )
-    return conv2d_forward(grad_out, np.ascontiguousarray(flipped), (1, 1), pad, dilation, groups)
+    return conv2d_forward(grad_out, np.ascontiguousarray(flipped), (1, 1), pad, dilation, groups, algorithm=algorithm)
 
 
 def conv2d_backward_weight(x, grad_out, w_shape, stride, padding, dilation, groups):
