@@ -5,8 +5,9 @@
 
 Every op that needs heavy compute (matmul, convolution, pooling) asks the kernel registry of
 its tensor's device for an implementation. On the CPU there are several: NumPy reference
-kernels, written for clarity; minidl's Numba kernels (a packed, register-tiled GEMM and an
-implicit-GEMM convolution); and BLAS through NumPy. ``kernel_choice`` switches one for a
+kernels, written for clarity; minidl's Numba kernels (a packed, register-tiled GEMM, and a
+convolution that takes Winograd's F(2x2, 3x3) where it pays and an implicit GEMM elsewhere --
+``'implicit'`` forces the latter); and BLAS through NumPy. ``kernel_choice`` switches one for a
 block of code, ``use_kernel`` for good. The first call of a Numba kernel compiles it (tens of
 seconds with an empty cache); later calls, and later processes, load it from the disk cache.
 On a machine with a CUDA GPU and CuPy, the same code runs there after ``.to("cuda")``.
@@ -78,7 +79,7 @@ def main() -> None:
     a, b = minidl.randn(n, n), minidl.randn(n, n)
     compare(f"matmul {n} x {n} @ {n} x {n}, float32", ("matmul",), ["auto", "numba", "blas"], lambda: a @ b, 2 * n**3)
 
-    batch, channels, size = (8, 16, 16) if args.small else (64, 64, 32)
+    batch, channels, size = (8, 32, 16) if args.small else (64, 64, 32)
     x = minidl.randn(batch, channels, size, size, requires_grad=True)
     w = minidl.randn(channels, channels, 3, 3, requires_grad=True)
 
@@ -90,7 +91,7 @@ def main() -> None:
 
     conv_names = ("conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight")
     flops = 3 * 2 * batch * channels * channels * 9 * size * size
-    choices = ["numba", "reference"]
+    choices = ["numba", "implicit", "reference"]
     compare(
         f"conv2d 3x3 forward+backward, {batch}x{channels}x{size}x{size}, weight gradient",
         conv_names,

@@ -39,6 +39,10 @@ The backward passes reuse the same pieces:
 Strided convolutions, and the input gradient of a padding larger than the kernel's reach
 (whose equivalent forward padding would be negative), fall back to the NumPy im2col
 reference, which handles every case.
+
+A 3 x 3, stride-1 layer with enough channels goes instead to Winograd's F(2x2, 3x3)
+(``winograd.py``), which needs 2.25 times fewer multiply-adds; ``choose_algorithm`` says
+which method a geometry gets, and ``algorithm=`` overrides it.
 """
 
 from __future__ import annotations
@@ -533,3 +537,13 @@ def conv2d_backward_weight(x, grad_out, w_shape, stride, padding, dilation, grou
         )  # fmt: skip
     # (groups, CRS, Kg) -> (groups, Kg, CRS) -> (K, Cg, kh, kw)
     return np.ascontiguousarray(partial.sum(axis=0).transpose(0, 2, 1)).reshape(w_shape)
+
+
+def conv2d_forward_implicit(x, w, stride, padding, dilation, groups, bias=None):
+    """``conv2d_forward`` without Winograd: the kernel registry's ``'implicit'`` choice."""
+    return conv2d_forward(x, w, stride, padding, dilation, groups, bias, algorithm="implicit")
+
+
+def conv2d_backward_input_implicit(grad_out, w, x_shape, stride, padding, dilation, groups):
+    """``conv2d_backward_input`` without Winograd: the kernel registry's ``'implicit'`` choice."""
+    return conv2d_backward_input(grad_out, w, x_shape, stride, padding, dilation, groups, algorithm="implicit")

@@ -81,9 +81,13 @@ def register_cpu_kernels() -> None:
     register_kernel("cpu", "matmul", "numba", _lazy("cpu", "matmul", "numba", "cpu.gemm", "matmul"))
     register_kernel("cpu", "matmul", "blas", _lazy("cpu", "matmul", "blas", "cpu.matmul", "matmul"))
     register_kernel("cpu", "matmul", "auto", _lazy("cpu", "matmul", "auto", "cpu.matmul", "matmul_auto"), default=True)
-    # convolution and pooling: the Numba kernels win on every measured shape.
+    # convolution and pooling: the Numba kernels win on every measured shape. 'numba' runs a
+    # forward convolution (and the input gradient, one too) by Winograd F(2x2, 3x3) where that
+    # pays, else by the implicit GEMM; 'implicit' never takes Winograd.
     for name in ("conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight"):
         register_kernel("cpu", name, "numba", _lazy("cpu", name, "numba", "cpu.conv", name), default=True)
+    for name in ("conv2d_forward", "conv2d_backward_input"):
+        register_kernel("cpu", name, "implicit", _lazy("cpu", name, "implicit", "cpu.conv", f"{name}_implicit"))
     for name in ("max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward"):
         register_kernel("cpu", name, "numba", _lazy("cpu", name, "numba", "cpu.pool", name), default=True)
     register_kernel(
