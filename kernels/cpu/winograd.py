@@ -373,9 +373,12 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, padding, bias: np.ndarray, tile
     # a block's V (16 C values per tile) should fit in V_BLOCK_BYTES
     budget = max(nr, V_BLOCK_BYTES // (16 * c * x.itemsize) // nr * nr)
     nthreads = numba.get_num_threads()
-    if slots <= budget:
+    if slots <= budget and n >= nthreads:
         slots_per_block = slots
         images_per_block = max(1, min(budget // slots, -(-n // nthreads)))
+    elif slots <= budget:  # fewer images than threads: cut each one's tiles between them
+        slots_per_block = max(nr, -(-slots // -(-nthreads // n) // nr) * nr)
+        images_per_block = 1
     else:
         chunks = -(-slots // budget)
         slots_per_block = -(-slots // chunks // nr) * nr
