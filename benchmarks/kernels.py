@@ -43,14 +43,19 @@ MLP = (
     ("MLP dW: g^T x (256x64 @ 64x784)", 256, 64, 784, "T", "C"),
 )
 ROUNDS = 5  # fresh processes per library, alternated; the median is reported
+FLUSH_BYTES = 64 * 1024 * 1024  # more than the L2 and L3 caches together
 CONVS = ((64, 1, 28, 28, 32), (64, 32, 14, 14, 64), (64, 64, 32, 32, 64), (32, 128, 28, 28, 128))
 
 
-def _timeit(fn, min_time: float, reps: int) -> float:
+def _timeit(fn, min_time: float, reps: int, before=None) -> float:
+    """Median seconds of ``fn()`` (after one warm-up call); ``before()``, if given, runs
+    untimed before each call."""
     fn()
     samples = []
     start = time.perf_counter()
     while len(samples) < reps or time.perf_counter() - start < min_time:
+        if before is not None:
+            before()
         t0 = time.perf_counter()
         fn()
         samples.append(time.perf_counter() - t0)
@@ -105,6 +110,12 @@ def run_worker(lib: str, quick: bool) -> dict:
         else:
             fn = lambda a=a, b=b: np.matmul(a, b)  # noqa: E731
         times[case] = _timeit(fn, min_time, reps)
+    sweep = np.ones(FLUSH_BYTES // 8)
+
+    def flush():
+        """Write a buffer larger than the caches, as the other layers of a network would."""
+        sweep[::8] += 1.0
+
     for shape in CONVS:
         nb, c, h, w, kk = shape
         if quick and nb * c * h * w > 64 * 32 * 14 * 14:
@@ -118,10 +129,12 @@ def run_worker(lib: str, quick: bool) -> dict:
         )
         times[f"{label} forward"] = _timeit(fwd, min_time, reps)
         times[f"{label} forward+backward"] = _timeit(both, min_time, reps)
+        times[f"{label} forward, cold caches"] = _timeit(fwd, min_time, reps, before=flush)
         if lib == "numba":  # the implicit GEMM alone, where 'auto' chose Winograd
             fwd, both = _conv_steps(lib, x, wt, g, numba_conv, algorithm="implicit")
             times[f"{label} forward, implicit GEMM"] = _timeit(fwd, min_time, reps)
             times[f"{label} forward+backward, implicit GEMM"] = _timeit(both, min_time, reps)
+            times[f"{label} forward, cold caches, implicit GEMM"] = _timeit(fwd, min_time, reps, before=flush)
     return times
 
 
@@ -275,11 +288,11 @@ def main() -> None:
         label = "conv {}x{}x{}x{} -> {}".format(*shape)
         nb, c, h, w, kk = shape
         method = numba_conv.choose_algorithm((nb, c, h, w), (kk, c, 3, 3), (1, 1), (1, 1), (1, 1), 1)
-        for part in ("forward", "forward+backward"):
+        for part in ("forward", "forward+backward", "forward, cold caches"):
             case = f"{label} {part}"
             if case not in median["numba"]:
                 continue
-            flops = 2 * nb * kk * h * w * c * 9 * (1 if part == "forward" else 3)
+            flops = 2 * nb * kk * h * w * c * 9 * (3 if part == "forward+backward" else 1)
             t = {lib: median[lib][case] for lib in libs}
             t_implicit = median["numba"][f"{case}, implicit GEMM"]
             rows.append(
@@ -349,7 +362,9 @@ def main() -> None:
     md += (
         "'Numba' is minidl's default ('auto'), by the forward method named (the input gradient is a\n"
         "forward convolution too, chosen the same way); 'implicit' is the implicit GEMM alone.\n"
-        "GFLOP/s counts the direct convolution's 2 N K C 9 Ho Wo per pass, whatever the method.\n\n"
+        "GFLOP/s counts the direct convolution's 2 N K C 9 Ho Wo per pass, whatever the method.\n"
+        "'cold caches': a 64 MB buffer is written before each call, as a network's other layers\n"
+        "would evict the layer's data; the other rows call the layer over and over, warm.\n\n"
     )
     md += markdown_table(
         [
