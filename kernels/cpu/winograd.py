@@ -282,7 +282,8 @@ _work: dict[np.dtype, np.ndarray] = {}
 
 
 def _scratch(dtype: np.dtype, threads: int, size: int) -> np.ndarray:
-    """The threads' scratch rows, (threads, size), kept between calls and grown when short."""
+    """The threads' scratch rows, (threads, size), kept between calls and grown when short
+    (one buffer per dtype and process, as ``gemm.scratch``: one convolution runs at a time)."""
     buf = _work.get(dtype)
     if buf is None or buf.size < threads * size:
         buf = gemm.aligned_empty(threads * size, dtype)
