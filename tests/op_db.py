@@ -616,6 +616,17 @@ def conv_samples(rng):
 
 
 op("conv2d", lambda lib, x, w, b, **kw: lib.F.conv2d(x, w, b, **kw), conv_samples, tol_scale=3.0)
+# Wide enough that the CPU kernels take Winograd F(2x2, 3x3) for the forward pass and the
+# input gradient. Outputs are sums of 288 products and reach about 8, so a float32 result is
+# only good to a few units in the last place of 8 (about 1e-6); Winograd's transforms add a few
+# times the direct sum's rounding (docs/kernels.md): 5e-6 apart from torch at most, hence 10x.
+op(
+    "conv2d_wide",
+    lambda lib, x, w, b, **kw: lib.F.conv2d(x, w, b, **kw),
+    lambda rng: [Sample((U(rng, 2, 32, 10, 12), U(rng, 64, 32, 3, 3), U(rng, 64)), {"padding": 1})],
+    tol_scale=10.0,
+    gradcheck=False,  # too big for numerical gradients; "conv2d" checks the same function that way
+)
 op(
     "conv2d_nobias",
     lambda lib, x, w: lib.F.conv2d(x, w, stride=(2, 1)),

@@ -19,8 +19,13 @@ CHOICES = [
     (("matmul",), "reference", ("matmul", "linear")),
     (("matmul",), "blas", ("matmul", "linear")),
     (("matmul",), "auto", ("matmul", "linear")),
-    (("conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight"), "numba", ("conv2d", "conv2d_nobias")),
+    (
+        ("conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight"),
+        "numba",
+        ("conv2d", "conv2d_wide", "conv2d_nobias"),
+    ),
     (("conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight"), "reference", ("conv2d", "conv2d_nobias")),
+    (("conv2d_forward", "conv2d_backward_input"), "implicit", ("conv2d", "conv2d_wide", "conv2d_nobias")),
     (
         ("max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward"),
         "numba",
