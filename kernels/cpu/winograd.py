@@ -47,14 +47,16 @@ How the work is laid out, per thread, one block of tiles at a time:
    (top-left, top-right, bottom-left, bottom-right of each 2 x 2 block), then scattered to
    the output rows with the bias added.
 
-A block holds whole small images, as many as fit in ``SMALL_BLOCK_BYTES`` of V (half the
-L2 cache: four 14 x 14 x 32 images), or one large image whole, up to ``V_BLOCK_BYTES``, or
-slices of a larger one. Each value of V that the micro-kernel loads serves a panel of 8 output
-channels (16 flops per load), which the L3 cache keeps up with, so a large image's V need not
-fit in L2 -- cut to L2's size, the 28 x 28 x 128-channel layer took 16.5 ms instead of 11.6.
-Small images gain nothing from bigger blocks, and lose when the caches are cold, as they
-are in a training step, where the other layers evict V between calls: the 14 x 14 layer took
-1.10 ms with 512 KB blocks against 1.32 with 4 MB ones, after a pass that flushed the caches.
+A block holds whole small images, about ``BLOCK_TILES`` = 256 tiles of them (four 14 x 14
+images), or one large image whole, while its V fits in ``V_BLOCK_BYTES``, or slices of a
+larger one. Each value of V that the micro-kernel loads serves a panel of 8 output channels
+(16 flops per load), which the L3 cache keeps up with, so a large image's V need not fit in
+L2 -- cut to L2's size, the 28 x 28 x 128-channel layer took 16.5 ms instead of 11.6. Small
+images gain nothing from bigger blocks, and lose when the caches are cold, as they are in a
+training step, where the other layers evict V between calls: the 14 x 14 layer took 1.10 ms
+with blocks of four images against 1.32 with 32, after a pass that flushed the caches. A
+block of 256 tiles beat one sized by bytes (512 KB of V) by 5-20% where the channel count
+was 64 or more, and tied elsewhere.
 """
 
 from __future__ import annotations
@@ -66,9 +68,9 @@ from . import gemm
 from .conv_tiles import conv_micro
 from .gemm import _jit
 
-# Bytes of V (the transformed input of one block of tiles) per thread (see the docstring):
-# small images are grouped up to the first, a large one is cut into blocks of the second.
-SMALL_BLOCK_BYTES = 512 * 1024
+# A block of tiles per thread (see the docstring): small images are grouped up to about
+# BLOCK_TILES tiles; a large image is taken whole up to V_BLOCK_BYTES of V, and cut beyond.
+BLOCK_TILES = 256
 V_BLOCK_BYTES = 4 * 1024 * 1024
 # Rows of B^T as (tap, sign, tap, sign): row i of B^T d is s0 d[tap0] + s1 d[tap1].
 B_T_ROWS = np.array([[0, 1, 2, -1], [1, 1, 2, 1], [2, 1, 1, -1], [1, 1, 3, -1]], dtype=np.int64)
@@ -375,14 +377,14 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, padding, bias: np.ndarray, tile
     ho, wo = h + 2 * ph - 2, wd + 2 * pw - 2
     th, tw = -(-ho // 2), -(-wo // 2)
     slots = th * (tw + 1)
-    # a block's V (16 C values per tile): small images are grouped up to SMALL_BLOCK_BYTES,
-    # a large image is taken whole up to V_BLOCK_BYTES, and cut beyond that
+    # a block: small images grouped up to BLOCK_TILES tiles, a large image whole while its V
+    # (16 C values per tile) fits in V_BLOCK_BYTES, and cut beyond that
     per_slot = 16 * c * x.itemsize
     budget = max(nr, V_BLOCK_BYTES // per_slot // nr * nr)
     nthreads = numba.get_num_threads()
     if slots <= budget and n >= nthreads:
         slots_per_block = slots
-        images_per_block = max(1, min(SMALL_BLOCK_BYTES // (slots * per_slot), -(-n // nthreads)))
+        images_per_block = max(1, min(BLOCK_TILES // slots, -(-n // nthreads)))
     elif slots <= budget:  # fewer images than threads: cut each one's tiles between them
         slots_per_block = max(nr, -(-slots // -(-nthreads // n) // nr) * nr)
         images_per_block = 1
