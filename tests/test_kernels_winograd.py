@@ -221,3 +221,17 @@ def test_input_gradient_takes_the_algorithm_too(monkeypatch):
         got = conv.conv2d_backward_input(g, w, (2, 40, 14, 14), (1, 1), (1, 1), (1, 1), 1, algorithm=algorithm)
         assert bool(calls) == used
         np.testing.assert_allclose(got, expected, **_tolerance(np.float32, 64))
+
+
+def test_the_op_tables_wide_convolution_runs_through_winograd():
+    """``op_db``'s "conv2d_wide" checks Winograd against torch (forward, both gradients,
+    second order, eager and graph) only while 'auto' sends it there: the forward pass, and
+    the input gradient (the forward convolution of the gradient with the flipped kernel)."""
+    from op_db import OPS
+
+    (sample,) = next(info for info in OPS if info.name == "conv2d_wide").samples(np.random.default_rng(0))
+    x, w, _ = sample.args
+    n, c, h, wd = x.shape
+    k = w.shape[0]
+    assert conv.choose_algorithm(x.shape, w.shape, (1, 1), (1, 1), (1, 1), 1) == "winograd"
+    assert conv.choose_algorithm((n, k, h, wd), (c, k, 3, 3), (1, 1), (1, 1), (1, 1), 1) == "winograd"

@@ -147,22 +147,6 @@ def test_conv2d_matches_torch(dtype, config, rng):
     assert repr(m) == repr(t)
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_wide_conv2d_matches_torch_through_winograd(dtype, rng):
-    """A 3 x 3 layer wide enough that the CPU kernels run its forward pass and its input
-    gradient by Winograd F(2x2, 3x3): forward, input and weight gradients against torch."""
-    from minidl.backend.kernel_loader import import_kernels
-
-    import_kernels()
-    from minidl.kernels.cpu.conv import choose_algorithm
-
-    x_shape, w_shape = (2, 32, 10, 12), (64, 32, 3, 3)
-    assert choose_algorithm(x_shape, w_shape, (1, 1), (1, 1), (1, 1), 1) == "winograd"
-    assert choose_algorithm((2, 64, 10, 12), (32, 64, 3, 3), (1, 1), (1, 1), (1, 1), 1) == "winograd"  # dx
-    m, t = make_pair(lambda lib, **f: lib.Conv2d(32, 64, 3, padding=1, **f), dtype)
-    check_layer(m, t, [images(rng, x_shape)], dtype, rng)
-
-
 def test_conv2d_unbatched_input_and_attributes(rng):
     m, t = make_pair(lambda lib, **f: lib.Conv2d(4, 2, (3, 2), stride=(1, 2), padding=1, **f), "float64")
     check_layer(m, t, [images(rng, (4, 6, 5))], "float64", rng)

@@ -472,7 +472,9 @@ def conv2d_forward(x, w, stride, padding, dilation, groups, bias=None, algorithm
     if method == "winograd":
         out = winograd.conv2d_forward(x, np.ascontiguousarray(w), padding, bias, (mr, nr))
         if out is not None:
-            return out  # else a NaN or an infinity: the implicit GEMM keeps them where they belong
+            return out
+        # a NaN or an infinity: the implicit GEMM (or direct sum) keeps them where they belong
+        method = choose_algorithm(x.shape, w.shape, stride, padding, dilation, groups, "implicit")
     n, c, k, cg, kh, kw, ph, pw, dh, dw, hp, gap, pitch, ho, wo = _geometry(
         x.shape, w.shape, stride, padding, dilation, groups
     )
@@ -481,7 +483,7 @@ def conv2d_forward(x, w, stride, padding, dilation, groups, bias=None, algorithm
     koffs = _offsets(groups, cg, kh, kw, dh, dw, hp, pitch, gap - pw)
     tail = dw * (kw - 1) + gap + nr  # the reads of the last tile run past the last row
     out = np.empty((n, k, ho, wo), dtype=x.dtype)
-    if crs <= DIRECT_TAPS or kg < mr:  # 'direct': too few taps, or too few output channels for a tile
+    if method == "direct":  # too few taps, or too few output channels for a tile
         xflat = _pad_flat(x, ph, gap, tail)
         _forward_direct(xflat, np.ascontiguousarray(w).reshape(k, crs), koffs, groups, ho, wo, pitch, bias, out)
         return out

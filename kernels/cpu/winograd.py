@@ -280,25 +280,13 @@ def _scratch_sizes(c, th, tw, ldv, vx, mr, nr):
     return [-(-p // 16) * 16 for p in parts]
 
 
-_work: dict[np.dtype, np.ndarray] = {}
-
-
-def _scratch(dtype: np.dtype, threads: int, size: int) -> np.ndarray:
-    """The threads' scratch rows, (threads, size), kept between calls and grown when short
-    (one buffer per dtype and process, as ``gemm.scratch``: one convolution runs at a time)."""
-    buf = _work.get(dtype)
-    if buf is None or buf.size < threads * size:
-        buf = gemm.aligned_empty(threads * size, dtype)
-        _work[dtype] = buf
-    return buf[: threads * size].reshape(threads, size)
-
-
 @_jit(parallel=True)
 def _winograd(
-    mr, nr, x, up, koffs, ldv, vx, k, ph, pw, th, tw, images_per_block, slots_per_block, bias, out, finite, work
+    mr, nr, x, up, koffs, ldv, vx, k, ph, pw, th, tw, images_per_block, slots_per_block, chunks, bias, out, finite, work
 ):
     """The forward pass. Work items are blocks of tiles -- ``images_per_block`` whole images,
-    or (one image) its tiles f0 .. f0+slots_per_block -- dealt to the threads in turn; each
+    or (one image, cut in ``chunks``) its tiles f0 .. f0+slots_per_block -- dealt to the
+    threads in turn; each
     thread keeps its own planes, V, M and output scratch in its row of ``work`` (reused from
     call to call: fresh megabytes would be faulted in on every call). V is ``v[xn * vx + c * ldv + t]``
     (``koffs[xn, c]`` locates its rows for ``conv_micro``), M ``m[xn * mx + kk * ldm + t]``.
@@ -312,12 +300,7 @@ def _winograd(
     mx = mr * ldm + STRIDE_PAD
     nthreads = work.shape[0]
     sizes = _scratch_sizes(c, th, tw, ldv, vx, mr, nr)
-    if images_per_block > 1:
-        items = -(-n // images_per_block)
-        chunks = 1
-    else:
-        chunks = -(-slots // slots_per_block)
-        items = n * chunks
+    items = -(-n // images_per_block) * chunks
     flat_out = out.reshape(n, k, ho * wo)
     for t in numba.prange(nthreads):
         at = 0
@@ -389,10 +372,11 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, padding, bias: np.ndarray, tile
         slots_per_block = max(nr, -(-slots // -(-nthreads // n) // nr) * nr)
         images_per_block = 1
     else:
-        chunks = -(-slots // budget)
-        slots_per_block = -(-slots // chunks // nr) * nr
+        pieces = -(-slots // budget)
+        slots_per_block = -(-slots // pieces // nr) * nr
         images_per_block = 1
-    items = -(-n // images_per_block) if images_per_block > 1 else n * -(-slots // slots_per_block)
+    chunks = 1 if images_per_block > 1 else -(-slots // slots_per_block)  # work items per image
+    items = -(-n // images_per_block) * chunks
     # the micro-kernel reads whole NR-wide tiles: V's rows hold the block rounded up
     ldv = -(-(images_per_block * slots_per_block) // nr) * nr + STRIDE_PAD
     vx = c * ldv + STRIDE_PAD
@@ -401,10 +385,12 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, padding, bias: np.ndarray, tile
     out = np.empty((n, k, ho, wo), dtype=x.dtype)
     threads = min(nthreads, items)
     finite = np.ones(threads, dtype=np.bool_)
-    work = _scratch(x.dtype, threads, sum(_scratch_sizes(c, th, tw, ldv, vx, mr, nr)))
+    # the threads' scratch rows, kept between calls (fresh megabytes would fault in each time)
+    row = sum(_scratch_sizes(c, th, tw, ldv, vx, mr, nr))
+    work = gemm.scratch(x.dtype, threads * row)[: threads * row].reshape(threads, row)
     with gemm.slp_vectorize():
         _winograd(
-            mr, nr, x, up, koffs, ldv, vx, k, ph, pw, th, tw, images_per_block, slots_per_block,
+            mr, nr, x, up, koffs, ldv, vx, k, ph, pw, th, tw, images_per_block, slots_per_block, chunks,
             bias, out, finite, work,
         )  # fmt: skip
     return out if finite.all() else None
