@@ -64,23 +64,23 @@ micro_f32 = _jit(gemm_micro.micro_f32)
 micro_f64 = _jit(gemm_micro.micro_f64)
 
 
-def micro(kc, ap, bp, c, c_off, ldc, mr, nr, tile, add):
+def micro(kc, ap, bp, c, c_off0, ldc, mc, nr, tile, add):
     """The micro-kernel for the arrays' dtype, chosen when the caller is compiled."""
     raise NotImplementedError("micro is only callable from compiled code")
 
 
 @numba.extending.overload(micro, jit_options={"cache": True, "fastmath": set(FASTMATH)})
-def _micro_for_dtype(kc, ap, bp, c, c_off, ldc, mr, nr, tile, add):
+def _micro_for_dtype(kc, ap, bp, c, c_off0, ldc, mc, nr, tile, add):
     # Resolved during type inference, so the drivers below are written once for both
     # dtypes and still cache on disk (a jitted function passed as an *argument* would put
     # the dispatcher object into the signature, which no later process can match).
     if ap.dtype == numba.types.float32:
-        return lambda kc, ap, bp, c, c_off, ldc, mr, nr, tile, add: micro_f32(
-            kc, ap, bp, c, c_off, ldc, mr, nr, tile, add
+        return lambda kc, ap, bp, c, c_off0, ldc, mc, nr, tile, add: micro_f32(
+            kc, ap, bp, c, c_off0, ldc, mc, nr, tile, add
         )
     if ap.dtype == numba.types.float64:
-        return lambda kc, ap, bp, c, c_off, ldc, mr, nr, tile, add: micro_f64(
-            kc, ap, bp, c, c_off, ldc, mr, nr, tile, add
+        return lambda kc, ap, bp, c, c_off0, ldc, mc, nr, tile, add: micro_f64(
+            kc, ap, bp, c, c_off0, ldc, mc, nr, tile, add
         )
     return None
 
@@ -151,28 +151,15 @@ def _pack_b(bf, b_off, rs, cs, p0, kc, j0, nc, nr, bp):
 
 
 @_jit
-def _tiles(mc, nc, kc, mr, nr, ap, bp, c, ldc, c_row, c_col, tile, add):
+def _tiles(mc, nc, kc, nr, ap, bp, c, ldc, c_row, c_col, tile, add):
     """C[c_row:c_row+mc, c_col:c_col+nc] (+)= (packed A block) @ (packed B block).
 
     The B micro-panel (KC x NR) stays in L1 while the micro-kernel sweeps down the A block's
-    MR-row panels, which stay in L2.
+    MR-row panels, which stay in L2: one call per column of tiles.
     """
     for col in range(0, nc, nr):
-        b_panel = bp[col * kc : (col + nr) * kc]
-        for row in range(0, mc, mr):
-            c_off = (c_row + row) * ldc + c_col + col
-            micro(
-                kc,
-                ap[row * kc : (row + mr) * kc],
-                b_panel,
-                c,
-                c_off,
-                ldc,
-                min(mr, mc - row),
-                min(nr, nc - col),
-                tile,
-                add,
-            )
+        c_off = c_row * ldc + c_col + col
+        micro(kc, ap, bp[col * kc : (col + nr) * kc], c, c_off, ldc, mc, min(nr, nc - col), tile, add)
 
 
 @_jit
@@ -241,7 +228,7 @@ def _gemm_parallel(mr, nr, af, a_at, bf, b_at, m, k, n, c, nthreads, scratch):
                 mc = min(((rb + 1) * panels_a // row_blocks) * mr, m) - ic
                 nc = min(jc0 + ((cb + 1) * panels // col_blocks) * nr, n) - jc
                 tile = np.empty((mr, nr), dtype=c.dtype)
-                _tiles(mc, nc, kc, mr, nr, ap[blk, ic * kc :], bp[blk, jc * kc :], cflat, n, ic, jc, tile, blk > 0)
+                _tiles(mc, nc, kc, nr, ap[blk, ic * kc :], bp[blk, jc * kc :], cflat, n, ic, jc, tile, blk > 0)
 
 
 @_jit
@@ -259,7 +246,7 @@ def _gemm_serial(mr, nr, af, a_at, bf, b_at, m, k, n, c):
             for ic in range(0, m, MC):
                 mc = min(MC, m - ic)
                 _pack_a(af, a_at[0], a_at[1], a_at[2], ic, mc, pc, kc, mr, ap)
-                _tiles(mc, nc, kc, mr, nr, ap, bp, cflat, n, ic, jc, tile, pc > 0)
+                _tiles(mc, nc, kc, nr, ap, bp, cflat, n, ic, jc, tile, pc > 0)
 
 
 @_jit(parallel=True)
