@@ -30,7 +30,7 @@ def _layout(a: np.ndarray, kind: str) -> np.ndarray:
     "m,k,n", [(1, 1, 1), (1, 7, 1), (7, 1, 9), (8, 32, 32), (9, 33, 31), (97, 300, 65), (300, 257, 530)]
 )
 def test_matches_numpy_across_block_edges(m, k, n, dtype):
-    """Sizes around the register tile (8 x 32), KC (256), MC (96) and NC (512) boundaries."""
+    """Sizes around the register tile (8 x 32), KC (512), MC (96) and NC (512) boundaries."""
     rng = np.random.default_rng(m * 10000 + k * 100 + n)
     a, b = rng.standard_normal((m, k)).astype(dtype), rng.standard_normal((k, n)).astype(dtype)
     np.testing.assert_allclose(gemm.matmul(a, b), a @ b, **TOL[dtype])
@@ -113,10 +113,57 @@ def test_one_compiled_version_serves_every_layout():
     a = rng.standard_normal((10, 10)).astype(np.float32)
     gemm.matmul(a, a)
     gemm.matmul(np.asfortranarray(a), a.T)
-    float32_versions = [s for s in gemm._gemm_parallel.signatures if str(s[2].dtype) == "float32"]
+    float32_versions = [s for s in gemm._gemm_grid.signatures if str(s[2].dtype) == "float32"]
     assert len(float32_versions) == 1
 
 
 def test_generated_micro_kernels_are_current():
     """``gemm_micro.py`` is exactly what ``gemm_codegen.py`` generates."""
     assert codegen.TARGET.read_text() == codegen.module_source()
+
+
+def _multiply(a: np.ndarray, b: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+    """``a @ b`` through the parallel driver with C cut into a ``grid`` of blocks (more
+    blocks than the machine has threads is allowed: they queue)."""
+    gemm._ensure_compiled(a.dtype)
+    mr, nr = gemm._TILE[a.dtype]
+    (m, k), n = a.shape, b.shape[1]
+    af, a_rs, a_cs = gemm._flat(a)
+    bf, b_rs, b_cs = gemm._flat(b)
+    c = np.full((m, n), np.nan, dtype=a.dtype)
+    gemm._multiply(mr, nr, af, (0, a_rs, a_cs), bf, (0, b_rs, b_cs), m, k, n, c, 0, a.dtype, grid)
+    return c
+
+
+@pytest.mark.parametrize("grid", [(1, 1), (1, 2), (2, 1), (2, 3), (5, 1), (1, 5)])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize(
+    "m,k,n,layouts",
+    [
+        (9, 10, 33, "CC"),  # fewer micro-panels than blocks: some threads get none
+        (64, 784, 256, "CT"),  # an MLP layer: x W^T, two K slices
+        (256, 64, 784, "TC"),  # its weight gradient
+        (130, 1030, 70, "CC"),  # three K slices, a partial last one; rows past MC = 96
+        (40, 20, 1100, "TC"),  # a thread's columns past NC = 512
+    ],
+)
+def test_every_thread_grid(m, k, n, layouts, dtype, grid):
+    """Each thread packing its own block's operands, for every cut of C, including cuts
+    that leave threads idle, against NumPy."""
+    rng = np.random.default_rng(m + k + n)
+    a = _layout(rng.standard_normal((m, k)).astype(dtype), "F" if layouts[0] == "T" else "C")
+    b = _layout(rng.standard_normal((k, n)).astype(dtype), "F" if layouts[1] == "T" else "C")
+    # against the float64 product of the same values, within k roundings of one unit
+    # (both operands are standard normal, so |a_ik b_kj| is about 1)
+    exact = a.astype(np.float64) @ b.astype(np.float64)
+    np.testing.assert_allclose(_multiply(a, b, grid), exact, rtol=0, atol=2 * k * np.finfo(dtype).eps)
+
+
+def test_thread_grid_cuts_c_across_its_longer_side():
+    """Two threads cut C across its longer side, packing the smaller operand twice; many
+    threads give a squarish product a squarish grid, and never more blocks than panels."""
+    assert gemm._thread_grid(64, 784, 256, 8, 32, 2) == (1, 2)
+    assert gemm._thread_grid(3136, 64, 128, 8, 32, 2) == (2, 1)
+    assert gemm._thread_grid(2048, 2048, 2048, 8, 32, 16) == (4, 4)
+    assert gemm._thread_grid(64, 64, 4096, 8, 32, 8) == (1, 8)
+    assert gemm._thread_grid(8, 1000, 64, 8, 32, 4) == (1, 2)

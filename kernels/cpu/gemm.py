@@ -8,7 +8,7 @@ making every value loaded from memory feed as many multiply-adds as possible. Th
    values of B and performs MR x NR fused multiply-adds: 40 loads feed 256 FMAs. The
    micro-kernels are generated straight-line code (``gemm_codegen.py``) so that LLVM's SLP
    vectorizer can put the accumulators in registers; Numba switches that vectorizer off by
-   default, so this module turns it on while it compiles (``_compile``).
+   default, so this module turns it on while it compiles (``slp_vectorize``).
 2. **Packing.** The micro-kernel reads A as MR-row panels and B as NR-column panels, each
    stored contiguously in the order it is consumed (``_pack_a``, ``_pack_b``). Packing copies
    O(MK + KN) values to make the O(MNK) loop read memory sequentially, whatever the
@@ -17,15 +17,17 @@ making every value loaded from memory feed as many multiply-adds as possible. Th
    unsigned, so that the copies vectorize: packing took half of a 64 x 784 x 256 product's
    time when it sliced the 2-D arrays, and a quarter to a third since.
 3. **Cache blocking.** K is cut into KC = 512 slices, so that a B micro-panel (KC x NR)
-   stays close to the core while the micro-kernel sweeps down a block of packed A that
-   stays in L2; C is computed in panels of NC_PANEL columns whose slice of packed B stays
-   in L3.
+   stays close to the core while the micro-kernel sweeps down a block of packed A (MC x KC)
+   that stays in L2; B is packed NC columns at a time, a block that stays in L3.
 
-Parallelism: A and B are packed once, all threads sharing the panels; then, for each
-(column panel, K slice), the work items -- row blocks of C, split by columns as well when
-there are fewer blocks than threads (skinny products such as 64 x 784) -- run under
-``prange``. Batched products run one matrix per thread when there are enough of them;
-products of a few million flops run on the calling thread.
+Parallelism: C is cut into a grid of blocks, one per thread (``_gemm_grid``), and each thread
+packs the rows of A and the columns of B that it reads itself. A packed panel that one core
+writes and another reads has to cross between the cores' caches. With one packed copy
+shared by the threads (GotoBLAS's way), a 64 x 784 x 256 product took 163 us in this
+machine's slow spells, while its packing and its multiplying, timed apart, took 31 and 61. The
+price is the smaller operand packed once per thread, which ``_thread_grid`` weighs against
+the multiply-adds it saves. Batched products run one matrix per thread when there are enough
+of them; products of a few million flops run on the calling thread.
 
 Compile cost: a micro-kernel takes several seconds to compile, so every driver here is
 compiled once per dtype (the operands' layout is data, not part of the type) and cached
@@ -47,8 +49,10 @@ from . import gemm_micro
 # vectorizes the k-reduction instead of the tile and spills registers.
 FASTMATH = frozenset({"nsz", "arcp", "contract", "afn"})
 MC, KC, NC = 96, 512, 512
-C_BLOCK_BYTES = 512 * 1024
-NC_PANEL = 1024  # columns of C per outer panel in the parallel driver
+# Packing one value costs about as long as this many flops of the micro-kernel here (a copy
+# runs at about 8 G values/s per core, the micro-kernel at about 270 GFLOP/s): the exchange
+# rate by which ``_thread_grid`` weighs copies against multiply-adds.
+COPY_FLOPS = 32
 # Up to this many flops a product runs on the calling thread: starting the thread pool's two
 # parallel loops costs a few microseconds, as long as the whole of such a product.
 SERIAL_FLOPS = 2 * 1024 * 1024
@@ -151,6 +155,15 @@ def _pack_b(bf, b_off, rs, cs, p0, kc, j0, nc, nr, bp):
 
 
 @_jit
+def _private_size(m, k, n, mr, nr):
+    """Elements of scratch each thread of ``_gemm_grid`` packs into: (A block, B block, the
+    stride between threads, rounded up to whole cache lines)."""
+    a_size = ((min(MC, m) + mr - 1) // mr) * mr * min(KC, k)
+    b_size = ((min(NC, n) + nr - 1) // nr) * nr * min(KC, k)
+    return a_size, b_size, (a_size + b_size + 63) // 64 * 64
+
+
+@_jit
 def _tiles(mc, nc, kc, nr, ap, bp, c, ldc, c_row, c_col, tile, add):
     """C[c_row:c_row+mc, c_col:c_col+nc] (+)= (packed A block) @ (packed B block).
 
@@ -163,90 +176,52 @@ def _tiles(mc, nc, kc, nr, ap, bp, c, ldc, c_row, c_col, tile, add):
 
 
 @_jit
-def _split(m, n, mr, nr, nthreads, itemsize):
-    """How to cut C into work items: (row blocks, column blocks), counted in micro-panels.
-
-    About MC rows per row block, the count rounded up to a multiple of the thread count;
-    then columns are cut until there are at least two items per thread. Block b of B blocks
-    over P panels covers panels [b P // B, (b + 1) P // B), so blocks differ by at most one
-    panel and the threads finish together. Column blocks are also kept narrow enough that a
-    block of C (about C_BLOCK_BYTES) stays in L2 while its item sweeps K.
-    """
-    panels_m = (m + mr - 1) // mr
-    panels_n = (n + nr - 1) // nr
-    row_blocks = min(panels_m, (m + MC - 1) // MC)
-    if row_blocks % nthreads and panels_m >= nthreads:
-        row_blocks = min(panels_m, row_blocks + nthreads - row_blocks % nthreads)
-    # a block of C stays in L2 while its item sweeps K: keep it to about half a megabyte
-    widest = max(1, (C_BLOCK_BYTES // (MC * itemsize)) // nr)
-    col_blocks = min(panels_n, (panels_n + widest - 1) // widest)
-    while row_blocks * col_blocks < 2 * nthreads and col_blocks < panels_n:
-        col_blocks += 1
-    return row_blocks, col_blocks
-
-
-@_jit(parallel=True)
-def _gemm_parallel(mr, nr, af, a_at, bf, b_at, m, k, n, c, nthreads, scratch):
-    """C = A B on all threads: pack A and B once (in parallel), then compute C panel by panel
-    and K slice by K slice, the blocks of each (panel, slice) shared out among the threads.
-
-    A and B are given flat, with their layout as (offset, row stride, column stride):
-    ``A[i, p] = af[a_at[0] + i * a_at[1] + p * a_at[2]]``, and so for B. ``scratch`` holds
-    the packed copies; it is reused from call to call, because touching a fresh
-    multi-megabyte buffer costs a page fault per 4 KB (a fifth of a 2048^3 product).
-    """
-    blocks_k = (k + KC - 1) // KC
-    rows_a = ((m + mr - 1) // mr) * mr
-    cols_b = ((n + nr - 1) // nr) * nr
-    ap = scratch[: blocks_k * rows_a * KC].reshape(blocks_k, rows_a * KC)
-    bp = scratch[blocks_k * rows_a * KC : blocks_k * (rows_a + cols_b) * KC].reshape(blocks_k, cols_b * KC)
-    panels_a, panels_b = rows_a // mr, cols_b // nr
-    for task in numba.prange(blocks_k * (panels_a + panels_b)):
-        blk, p = task // (panels_a + panels_b), task % (panels_a + panels_b)
-        pc = blk * KC
-        kc = min(KC, k - pc)
-        if p < panels_a:
-            i0 = p * mr
-            _pack_a(af, a_at[0], a_at[1], a_at[2], i0, min(mr, m - i0), pc, kc, mr, ap[blk, i0 * kc : (i0 + mr) * kc])
-        else:
-            j0 = (p - panels_a) * nr
-            _pack_b(bf, b_at[0], b_at[1], b_at[2], pc, kc, j0, min(nr, n - j0), nr, bp[blk, j0 * kc : (j0 + nr) * kc])
-    # Column panels of NC_PANEL outermost, then K slices: a slice of B (KC x NC_PANEL) is read
-    # from memory once and shared, from L3, by every row block that runs over it; each row
-    # block's tile of C is revisited once per K slice while still in cache.
+def _gemm_block(mr, nr, af, a_at, bf, b_at, k, i0, i1, j0, j1, c, ap, bp, tile):
+    """C[i0:i1, j0:j1] = A[i0:i1, :] @ B[:, j0:j1] on the calling thread, packing block by
+    block into ``ap`` (MC x KC) and ``bp`` (KC x NC)."""
+    n = c.shape[1]
     cflat = c.reshape(-1)
-    for jc0 in range(0, n, NC_PANEL):
-        width = min(NC_PANEL, n - jc0)
-        panels = (width + nr - 1) // nr
-        row_blocks, col_blocks = _split(m, width, mr, nr, nthreads, c.itemsize)
-        for blk in range(blocks_k):
-            kc = min(KC, k - blk * KC)
-            for item in numba.prange(row_blocks * col_blocks):
-                rb, cb = item // col_blocks, item % col_blocks
-                ic = (rb * panels_a // row_blocks) * mr
-                jc = jc0 + (cb * panels // col_blocks) * nr
-                mc = min(((rb + 1) * panels_a // row_blocks) * mr, m) - ic
-                nc = min(jc0 + ((cb + 1) * panels // col_blocks) * nr, n) - jc
-                tile = np.empty((mr, nr), dtype=c.dtype)
-                _tiles(mc, nc, kc, nr, ap[blk, ic * kc :], bp[blk, jc * kc :], cflat, n, ic, jc, tile, blk > 0)
+    for jc in range(j0, j1, NC):
+        nc = min(NC, j1 - jc)
+        for pc in range(0, k, KC):
+            kc = min(KC, k - pc)
+            _pack_b(bf, b_at[0], b_at[1], b_at[2], pc, kc, jc, nc, nr, bp)
+            for ic in range(i0, i1, MC):
+                mc = min(MC, i1 - ic)
+                _pack_a(af, a_at[0], a_at[1], a_at[2], ic, mc, pc, kc, mr, ap)
+                _tiles(mc, nc, kc, nr, ap, bp, cflat, n, ic, jc, tile, pc > 0)
 
 
 @_jit
 def _gemm_serial(mr, nr, af, a_at, bf, b_at, m, k, n, c):
-    """C = A B on the calling thread, packing block by block (for batches of small products)."""
+    """C = A B on the calling thread (for batches of small products)."""
     tile = np.empty((mr, nr), dtype=c.dtype)
     ap = np.empty(((min(MC, m) + mr - 1) // mr) * mr * min(KC, k), dtype=c.dtype)
     bp = np.empty(((min(NC, n) + nr - 1) // nr) * nr * min(KC, k), dtype=c.dtype)
-    cflat = c.reshape(-1)
-    for jc in range(0, n, NC):
-        nc = min(NC, n - jc)
-        for pc in range(0, k, KC):
-            kc = min(KC, k - pc)
-            _pack_b(bf, b_at[0], b_at[1], b_at[2], pc, kc, jc, nc, nr, bp)
-            for ic in range(0, m, MC):
-                mc = min(MC, m - ic)
-                _pack_a(af, a_at[0], a_at[1], a_at[2], ic, mc, pc, kc, mr, ap)
-                _tiles(mc, nc, kc, nr, ap, bp, cflat, n, ic, jc, tile, pc > 0)
+    _gemm_block(mr, nr, af, a_at, bf, b_at, k, 0, m, 0, n, c, ap, bp, tile)
+
+
+@_jit(parallel=True)
+def _gemm_grid(mr, nr, af, a_at, bf, b_at, m, k, n, c, grid_rows, grid_cols, scratch):
+    """C = A B on a grid of grid_rows x grid_cols threads.
+
+    Thread (r, q) computes block (r, q) of C -- rows and columns cut at micro-panel
+    boundaries, blocks differing by at most one panel -- and packs the A rows and B columns
+    it reads itself, into its own ``_private_size`` elements of ``scratch``. So no packed
+    panel is written by one core and read by another; the price is A packed grid_cols times
+    and B grid_rows times, which ``_thread_grid`` keeps small.
+    """
+    panels_m, panels_n = (m + mr - 1) // mr, (n + nr - 1) // nr
+    a_size, b_size, per = _private_size(m, k, n, mr, nr)
+    for t in numba.prange(grid_rows * grid_cols):
+        r, q = t // grid_cols, t % grid_cols
+        i0, i1 = (r * panels_m // grid_rows) * mr, min(m, ((r + 1) * panels_m // grid_rows) * mr)
+        j0, j1 = (q * panels_n // grid_cols) * nr, min(n, ((q + 1) * panels_n // grid_cols) * nr)
+        ap = scratch[t * per : t * per + a_size]
+        bp = scratch[t * per + a_size : t * per + a_size + b_size]
+        tile = np.empty((mr, nr), dtype=c.dtype)
+        if i0 < i1 and j0 < j1:
+            _gemm_block(mr, nr, af, a_at, bf, b_at, k, i0, i1, j0, j1, c, ap, bp, tile)
 
 
 @_jit(parallel=True)
@@ -299,7 +274,7 @@ def _ensure_compiled(dtype: np.dtype) -> None:
     with slp_vectorize():
         for driver, signature in (  # the serial driver first: the batched one calls it
             (_gemm_serial, (i64, i64, flat, at, flat, at, i64, i64, i64, out)),
-            (_gemm_parallel, (i64, i64, flat, at, flat, at, i64, i64, i64, out, i64, flat)),
+            (_gemm_grid, (i64, i64, flat, at, flat, at, i64, i64, i64, out, i64, i64, flat)),
             (_gemm_batched, (i64, i64, flat, offsets, strides, flat, offsets, strides, i64, i64, i64, out_stack)),
         ):
             driver.disable_compile(False)
@@ -387,11 +362,6 @@ def scratch(dtype: np.dtype, size: int) -> np.ndarray:
     return buf
 
 
-def _packed_size(m: int, k: int, n: int, mr: int, nr: int) -> int:
-    blocks_k = -(-k // KC)
-    return blocks_k * (-(-m // mr) * mr + -(-n // nr) * nr) * KC
-
-
 def _flat(x: np.ndarray) -> tuple[np.ndarray, int, int]:
     """A stack of matrices (..., rows, cols) as (flat data, row stride, column stride) in
     elements. Row-major and transposed (column-major) matrices are used in place; any other
@@ -405,6 +375,34 @@ def _flat(x: np.ndarray) -> tuple[np.ndarray, int, int]:
     return x.reshape(-1), x.shape[-1], 1
 
 
+def _thread_grid(m: int, k: int, n: int, mr: int, nr: int, nthreads: int) -> tuple[int, int]:
+    """The grid (rows x columns of C) that ``_gemm_grid`` cuts an m x k x n product into.
+
+    Each thread packs its own rows of A (once per NC-column chunk of its block) and its own
+    columns of B, then multiplies them. The grid is the one whose slowest thread has the
+    least to do, a copy counted as ``COPY_FLOPS`` flops. On two threads that cuts C across
+    its longer side (a 64 x 784 x 256 product by columns: A, the smaller operand, is
+    packed twice); on many threads, a squarish product gets a squarish grid.
+    """
+    panels_m, panels_n = -(-m // mr), -(-n // nr)
+    best, best_cost = (1, 1), math.inf
+    for rows in range(1, nthreads + 1):
+        rows_used, cols_used = min(rows, panels_m), min(nthreads // rows, panels_n)
+        mt, nt = -(-panels_m // rows_used) * mr, -(-panels_n // cols_used) * nr
+        cost = COPY_FLOPS * (mt * k * -(-nt // NC) + k * nt) + 2 * mt * nt * k
+        if cost < best_cost:
+            best, best_cost = (rows_used, cols_used), cost
+    return best
+
+
+def _multiply(mr, nr, af, a_at, bf, b_at, m, k, n, c, nthreads, dtype, grid=None) -> None:
+    """One product C = A B on ``nthreads`` threads, cut by ``_thread_grid`` (or ``grid``, to
+    test every cut on any machine)."""
+    rows, cols = grid or _thread_grid(m, k, n, mr, nr, nthreads)
+    buf = scratch(dtype, rows * cols * _private_size(m, k, n, mr, nr)[2])
+    _gemm_grid(mr, nr, af, a_at, bf, b_at, m, k, n, c, rows, cols, buf)
+
+
 def _run(a: np.ndarray, b: np.ndarray, c: np.ndarray, batch: tuple) -> None:
     _ensure_compiled(a.dtype)
     mr, nr = _TILE[a.dtype]
@@ -416,8 +414,7 @@ def _run(a: np.ndarray, b: np.ndarray, c: np.ndarray, batch: tuple) -> None:
         if nthreads == 1 or 2 * m * n * k <= SERIAL_FLOPS:
             _gemm_serial(mr, nr, af, (0, a_rs, a_cs), bf, (0, b_rs, b_cs), m, k, n, c)
         else:
-            buf = scratch(a.dtype, _packed_size(m, k, n, mr, nr))
-            _gemm_parallel(mr, nr, af, (0, a_rs, a_cs), bf, (0, b_rs, b_cs), m, k, n, c, nthreads, buf)
+            _multiply(mr, nr, af, (0, a_rs, a_cs), bf, (0, b_rs, b_cs), m, k, n, c, nthreads, a.dtype)
         return
     count = math.prod(batch)
     # where each output matrix's operands start (broadcast batch dimensions repeat a matrix)
@@ -427,7 +424,6 @@ def _run(a: np.ndarray, b: np.ndarray, c: np.ndarray, batch: tuple) -> None:
     if count >= nthreads and 2 * m * n * k < 2 * KC * MC * NC:
         _gemm_batched(mr, nr, af, a_offs, (a_rs, a_cs), bf, b_offs, (b_rs, b_cs), m, k, n, c3)
     else:
-        buf = scratch(a.dtype, _packed_size(m, k, n, mr, nr))
         for i in range(count):
             a_at, b_at = (int(a_offs[i]), a_rs, a_cs), (int(b_offs[i]), b_rs, b_cs)
-            _gemm_parallel(mr, nr, af, a_at, bf, b_at, m, k, n, c3[i], nthreads, buf)
+            _multiply(mr, nr, af, a_at, bf, b_at, m, k, n, c3[i], nthreads, a.dtype)
