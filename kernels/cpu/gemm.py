@@ -156,11 +156,11 @@ def _pack_b(bf, b_off, rs, cs, p0, kc, j0, nc, nr, bp):
 
 @_jit
 def _private_size(m, k, n, mr, nr):
-    """Elements of scratch each thread of ``_gemm_grid`` packs into: (A block, B block, the
-    stride between threads, rounded up to whole cache lines)."""
-    a_size = ((min(MC, m) + mr - 1) // mr) * mr * min(KC, k)
-    b_size = ((min(NC, n) + nr - 1) // nr) * nr * min(KC, k)
-    return a_size, b_size, (a_size + b_size + 63) // 64 * 64
+    """Elements of scratch one thread packs into: (A block, B block, both together), each
+    rounded up to a multiple of 64 elements so that every block starts on a cache line."""
+    a_size = (((min(MC, m) + mr - 1) // mr) * mr * min(KC, k) + 63) // 64 * 64
+    b_size = (((min(NC, n) + nr - 1) // nr) * nr * min(KC, k) + 63) // 64 * 64
+    return a_size, b_size, a_size + b_size
 
 
 @_jit
@@ -195,9 +195,9 @@ def _gemm_block(mr, nr, af, a_at, bf, b_at, k, i0, i1, j0, j1, c, ap, bp, tile):
 @_jit
 def _gemm_serial(mr, nr, af, a_at, bf, b_at, m, k, n, c):
     """C = A B on the calling thread (for batches of small products)."""
+    a_size, b_size, _ = _private_size(m, k, n, mr, nr)
     tile = np.empty((mr, nr), dtype=c.dtype)
-    ap = np.empty(((min(MC, m) + mr - 1) // mr) * mr * min(KC, k), dtype=c.dtype)
-    bp = np.empty(((min(NC, n) + nr - 1) // nr) * nr * min(KC, k), dtype=c.dtype)
+    ap, bp = np.empty(a_size, dtype=c.dtype), np.empty(b_size, dtype=c.dtype)
     _gemm_block(mr, nr, af, a_at, bf, b_at, k, 0, m, 0, n, c, ap, bp, tile)
 
 
