@@ -54,11 +54,11 @@ def micro_kernel_source(name: str, scalar: str, mr: int, nr: int) -> str:
     One call sweeps the whole column of tiles rather than one tile. Entering a Numba function
     is not free: its array arguments are passed as structs, their reference counts are
     bumped and dropped (atomic operations on a counter that every thread shares), and the
-    accumulators are spilled around those calls. That cost about 50 ns per call here, a
-    quarter of an 8 x 32 tile with k = 64 (the weight-gradient product of an MLP layer).
+    accumulators are spilled around those calls. That cost about 55 ns per call here, a
+    third of an 8 x 32 tile's time with k = 64 (the weight-gradient product of an MLP layer).
     """
     # Every index below is a loop counter times a constant plus a constant, or an unsigned
-    # offset plus one, so LLVM can drop the negative-index wraparound that Numba adds to a
+    # offset plus a constant, so LLVM can drop the negative-index wraparound that Numba adds to a
     # signed index (and that would turn each vector load into a gather).
     acc = [[f"c{i}_{j}" for j in range(nr)] for i in range(mr)]
     lines = [f"def {name}(kc, ap, bp, c, c_off0, ldc, mc, nr, tile, add):"]
