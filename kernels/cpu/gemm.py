@@ -37,6 +37,7 @@ on disk (``cache=True``); a warm process only loads the cache.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 
 import numba
@@ -301,9 +302,12 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
     if a.shape[-1] != b.shape[-2]:
         raise ValueError(f"gemm: shapes {a.shape} and {b.shape} cannot be multiplied")
     m, n = a.shape[-2], b.shape[-1]
-    batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
-    shape = batch + (m, n)
-    result_shape = tuple(s for i, s in enumerate(shape) if i - len(shape) not in squeeze)
+    if a.ndim == b.ndim == 2:  # the common case, without the general bookkeeping's microseconds
+        batch, shape = (), (m, n)
+    else:
+        batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        shape = batch + (m, n)
+    result_shape = tuple(s for i, s in enumerate(shape) if i - len(shape) not in squeeze) if squeeze else shape
     if out is not None and (out.shape != result_shape or out.dtype != a.dtype):
         raise ValueError(f"gemm: out has shape {out.shape} and dtype {out.dtype}; expected {result_shape}, {a.dtype}")
     if out is not None and out.flags.c_contiguous:
@@ -375,6 +379,7 @@ def _flat(x: np.ndarray) -> tuple[np.ndarray, int, int]:
     return x.reshape(-1), x.shape[-1], 1
 
 
+@functools.lru_cache(maxsize=1024)
 def _thread_grid(m: int, k: int, n: int, mr: int, nr: int, nthreads: int) -> tuple[int, int]:
     """The grid (rows x columns of C) that ``_gemm_grid`` cuts an m x k x n product into.
 
