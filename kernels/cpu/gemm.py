@@ -54,8 +54,8 @@ MC, KC, NC = 96, 512, 512
 # runs at about 8 G values/s per core, the micro-kernel at about 270 GFLOP/s): the exchange
 # rate by which ``_thread_grid`` weighs copies against multiply-adds.
 COPY_FLOPS = 32
-# Up to this many flops a product runs on the calling thread: starting the thread pool's two
-# parallel loops costs a few microseconds, as long as the whole of such a product.
+# Up to this many flops a product runs on the calling thread: starting the thread pool's
+# parallel loop costs a couple of microseconds, a good part of such a product.
 SERIAL_FLOPS = 2 * 1024 * 1024
 
 
@@ -168,8 +168,8 @@ def _private_size(m, k, n, mr, nr):
 def _tiles(mc, nc, kc, nr, ap, bp, c, ldc, c_row, c_col, tile, add):
     """C[c_row:c_row+mc, c_col:c_col+nc] (+)= (packed A block) @ (packed B block).
 
-    The B micro-panel (KC x NR) stays in L1 while the micro-kernel sweeps down the A block's
-    MR-row panels, which stay in L2: one call per column of tiles.
+    The B micro-panel (KC x NR) stays close to the core while the micro-kernel sweeps down
+    the A block's MR-row panels, which stay in L2: one call per column of tiles.
     """
     for col in range(0, nc, nr):
         c_off = c_row * ldc + c_col + col
