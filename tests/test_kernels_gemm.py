@@ -3,6 +3,7 @@ broadcasting, ``out=``, float32 and float64; and the generated micro-kernels are
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -13,6 +14,7 @@ from minidl.backend.kernel_loader import import_kernels
 import_kernels()
 import minidl.kernels.cpu.gemm as gemm  # noqa: E402
 import minidl.kernels.cpu.gemm_codegen as codegen  # noqa: E402
+from minidl.kernels.cpu.transpose import transpose8  # noqa: E402
 
 TOL = {"float32": {"rtol": 2e-5, "atol": 2e-5}, "float64": {"rtol": 1e-12, "atol": 1e-12}}
 
@@ -145,6 +147,7 @@ def _multiply(a: np.ndarray, b: np.ndarray, grid: tuple[int, int]) -> np.ndarray
         (256, 64, 784, "TC"),  # its weight gradient
         (130, 1030, 70, "CC"),  # three K slices, a partial last one; rows past MC = 96
         (40, 20, 1100, "TC"),  # a thread's columns past NC = 512
+        (33, 517, 70, "CT"),  # 8 x 8 transposes of A and B, with partial panels and k % 8 left over
     ],
 )
 def test_every_thread_grid(m, k, n, layouts, dtype, grid):
@@ -167,3 +170,23 @@ def test_thread_grid_cuts_c_across_its_longer_side():
     assert gemm._thread_grid(2048, 2048, 2048, 8, 32, 16) == (4, 4)
     assert gemm._thread_grid(64, 64, 4096, 8, 32, 8) == (1, 8)
     assert gemm._thread_grid(8, 1000, 64, 8, 32, 4) == (1, 2)
+
+
+@numba.njit(cache=True)
+def _transpose_block(src, src_at, src_stride, dst, dst_at, dst_stride):
+    transpose8(src, src_at, src_stride, dst, dst_at, dst_stride)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("src_at,src_stride,dst_at,dst_stride", [(0, 8, 0, 8), (3, 21, 5, 9), (1, 784, 0, 32)])
+def test_transpose8_moves_each_value_once(dtype, src_at, src_stride, dst_at, dst_stride):
+    """The register transpose against index arithmetic: rows at any offset and stride,
+    unaligned, written into a strided destination without touching anything else."""
+    src = np.arange(src_at + 8 * src_stride + 8, dtype=dtype)
+    dst = np.full(dst_at + 8 * dst_stride + 8, -1.0, dtype=dtype)
+    _transpose_block(src, src_at, src_stride, dst, dst_at, dst_stride)
+    expected = np.full_like(dst, -1.0)
+    for j in range(8):
+        for k in range(8):
+            expected[dst_at + k * dst_stride + j] = src[src_at + j * src_stride + k]
+    np.testing.assert_array_equal(dst, expected)

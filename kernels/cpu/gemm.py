@@ -45,6 +45,7 @@ import numba.extending
 import numpy as np
 
 from . import gemm_micro
+from .transpose import transpose8
 
 # ``contract`` allows fused multiply-add. ``reassoc`` is left out on purpose: with it LLVM
 # vectorizes the k-reduction instead of the tile and spills registers.
@@ -98,7 +99,8 @@ def _pack_a(af, a_off, rs, cs, i0, mc, p0, kc, mr, ap):
     checks a signed index for wraparound, which stops LLVM from vectorizing the copy), and
     the common layouts get a loop of their own in which LLVM sees the unit stride: a
     transposed A (``rs == 1``) is copied in runs of MR; a row-major A (``cs == 1``) is
-    gathered, MR rows side by side, into contiguous stores.
+    transposed 8 x 8 at a time in vector registers (``transpose8``), and what is left of it
+    (a partial panel, the last k steps) gathered, MR rows side by side.
     """
     urs, ucs = np.uint64(rs), np.uint64(cs)
     for panel in range(0, mc, mr):
@@ -114,7 +116,12 @@ def _pack_a(af, a_off, rs, cs, i0, mc, p0, kc, mr, ap):
                 for i in range(rows):
                     ap[d + np.uint64(i)] = af[s + np.uint64(i)]
         elif cs == 1:
-            for k in range(kc):
+            done = 0  # a full panel is transposed 8 x 8 in registers, the rest gathered
+            if rows == mr == 8:
+                done = kc - kc % 8
+                for k0 in range(0, done, 8):
+                    transpose8(af, src + np.uint64(k0), urs, ap, dst + np.uint64(k0 * 8), 8)
+            for k in range(done, kc):
                 d, s = dst + np.uint64(k * mr), src + np.uint64(k)
                 for i in range(rows):
                     ap[d + np.uint64(i)] = af[s + np.uint64(i) * urs]
@@ -129,7 +136,7 @@ def _pack_a(af, a_off, rs, cs, i0, mc, p0, kc, mr, ap):
 def _pack_b(bf, b_off, rs, cs, p0, kc, j0, nc, nr, bp):
     """Rows p0..p0+kc, columns j0..j0+nc of B, as NR-column panels: bp[panel][k][j], with
     ``B[k, j] = bf[b_off + k * rs + j * cs]`` (see ``_pack_a``: a row-major B is copied in
-    runs of NR, a transposed one gathered)."""
+    runs of NR, a transposed one -- the weights of ``x @ W.T`` -- transposed 8 x 8 at a time)."""
     urs, ucs = np.uint64(rs), np.uint64(cs)
     for panel in range(0, nc, nr):
         cols = min(nr, nc - panel)
@@ -144,7 +151,14 @@ def _pack_b(bf, b_off, rs, cs, p0, kc, j0, nc, nr, bp):
                 for j in range(cols):
                     bp[d + np.uint64(j)] = bf[s + np.uint64(j)]
         elif rs == 1:
-            for k in range(kc):
+            done = 0  # a full panel is transposed 8 x 8 blocks at a time, the rest gathered
+            if cols == nr and nr % 8 == 0:
+                done = kc - kc % 8
+                for k0 in range(0, done, 8):
+                    for j8 in range(0, nr, 8):
+                        at = src + np.uint64(k0) + np.uint64(j8) * ucs
+                        transpose8(bf, at, ucs, bp, dst + np.uint64(k0 * nr + j8), nr)
+            for k in range(done, kc):
                 d, s = dst + np.uint64(k * nr), src + np.uint64(k)
                 for j in range(cols):
                     bp[d + np.uint64(j)] = bf[s + np.uint64(j) * ucs]
