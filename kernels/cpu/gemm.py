@@ -15,7 +15,9 @@ making every value loaded from memory feed as many multiply-adds as possible. Th
    original strides (a transposed operand costs nothing extra), and pads edges with zeros.
    The operands arrive flat, with their strides as plain numbers, and every index is
    unsigned, so that the copies vectorize: packing took half of a 64 x 784 x 256 product's
-   time when it sliced the 2-D arrays, and a quarter to a third since.
+   time when it sliced the 2-D arrays, and a quarter to a third since. A row-major A and a
+   transposed B turn rows into columns; they are transposed 8 x 8 at a time in vector
+   registers (``transpose.py``).
 3. **Cache blocking.** K is cut into KC = 512 slices, so that a B micro-panel (KC x NR)
    stays close to the core while the micro-kernel sweeps down a block of packed A (MC x KC)
    that stays in L2; B is packed NC columns at a time, a block that stays in L3.
