@@ -133,7 +133,7 @@ def _multiply(a: np.ndarray, b: np.ndarray, grid: tuple[int, int]) -> np.ndarray
     af, a_rs, a_cs = gemm._flat(a)
     bf, b_rs, b_cs = gemm._flat(b)
     c = np.full((m, n), np.nan, dtype=a.dtype)
-    gemm._multiply(mr, nr, af, (0, a_rs, a_cs), bf, (0, b_rs, b_cs), m, k, n, c, 0, a.dtype, grid)
+    gemm._multiply(mr, nr, af, (0, a_rs, a_cs), bf, (0, b_rs, b_cs), m, k, n, c, grid)
     return c
 
 

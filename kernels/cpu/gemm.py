@@ -416,11 +416,10 @@ def _thread_grid(m: int, k: int, n: int, mr: int, nr: int, nthreads: int) -> tup
     return best
 
 
-def _multiply(mr, nr, af, a_at, bf, b_at, m, k, n, c, nthreads, dtype, grid=None) -> None:
-    """One product C = A B on ``nthreads`` threads, cut by ``_thread_grid`` (or ``grid``, to
-    test every cut on any machine)."""
-    rows, cols = grid or _thread_grid(m, k, n, mr, nr, nthreads)
-    buf = scratch(dtype, rows * cols * _private_size(m, k, n, mr, nr)[2])
+def _multiply(mr, nr, af, a_at, bf, b_at, m, k, n, c, grid: tuple[int, int]) -> None:
+    """One product C = A B, C cut into a ``grid`` of (rows, columns) blocks, one per thread."""
+    rows, cols = grid
+    buf = scratch(c.dtype, rows * cols * _private_size(m, k, n, mr, nr)[2])
     _gemm_grid(mr, nr, af, a_at, bf, b_at, m, k, n, c, rows, cols, buf)
 
 
@@ -435,7 +434,8 @@ def _run(a: np.ndarray, b: np.ndarray, c: np.ndarray, batch: tuple) -> None:
         if nthreads == 1 or 2 * m * n * k <= SERIAL_FLOPS:
             _gemm_serial(mr, nr, af, (0, a_rs, a_cs), bf, (0, b_rs, b_cs), m, k, n, c)
         else:
-            _multiply(mr, nr, af, (0, a_rs, a_cs), bf, (0, b_rs, b_cs), m, k, n, c, nthreads, a.dtype)
+            grid = _thread_grid(m, k, n, mr, nr, nthreads)
+            _multiply(mr, nr, af, (0, a_rs, a_cs), bf, (0, b_rs, b_cs), m, k, n, c, grid)
         return
     count = math.prod(batch)
     # where each output matrix's operands start (broadcast batch dimensions repeat a matrix)
@@ -445,6 +445,7 @@ def _run(a: np.ndarray, b: np.ndarray, c: np.ndarray, batch: tuple) -> None:
     if count >= nthreads and 2 * m * n * k < 2 * KC * MC * NC:
         _gemm_batched(mr, nr, af, a_offs, (a_rs, a_cs), bf, b_offs, (b_rs, b_cs), m, k, n, c3)
     else:
+        grid = _thread_grid(m, k, n, mr, nr, nthreads)
         for i in range(count):
             a_at, b_at = (int(a_offs[i]), a_rs, a_cs), (int(b_offs[i]), b_rs, b_cs)
-            _multiply(mr, nr, af, a_at, bf, b_at, m, k, n, c3[i], nthreads, a.dtype)
+            _multiply(mr, nr, af, a_at, bf, b_at, m, k, n, c3[i], grid)

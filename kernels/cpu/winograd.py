@@ -286,10 +286,10 @@ def _winograd(
 ):
     """The forward pass. Work items are blocks of tiles -- ``images_per_block`` whole images,
     or (one image, cut in ``chunks``) its tiles f0 .. f0+slots_per_block -- dealt to the
-    threads in turn; each
-    thread keeps its own planes, V, M and output scratch in its row of ``work`` (reused from
-    call to call: fresh megabytes would be faulted in on every call). V is ``v[xn * vx + c * ldv + t]``
-    (``koffs[xn, c]`` locates its rows for ``conv_micro``), M ``m[xn * mx + kk * ldm + t]``.
+    threads in turn; each thread keeps its own planes, V, M and output scratch in its row of
+    ``work`` (reused from call to call: fresh megabytes would be faulted in on every call).
+    V is ``v[xn * vx + c * ldv + t]`` (``koffs[xn, c]`` locates its rows for ``conv_micro``),
+    M ``m[xn * mx + kk * ldm + t]``.
     ``finite[t]`` is cleared when thread t met a NaN or infinity in the input."""
     n, c = x.shape[0], x.shape[1]
     ho, wo = out.shape[2], out.shape[3]
